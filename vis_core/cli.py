@@ -1,0 +1,239 @@
+"""``python -m vis_core COMMAND``: the engine from the command line, without the UI.
+
+Every command takes the common flags ``--model``, ``--device`` and ``--json`` (a one-line
+JSON summary on stdout); those that read an image take ``--image PATH`` (or
+``sample:NAME`` for a bundled photo, the default being ``sample:chelsea``).
+Bad input exits with status 2 and one line on stderr, never a traceback.
+
+Commands register themselves in :data:`COMMANDS`; later techniques add theirs the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import VisCoreError
+
+
+class CliError(Exception):
+    """Bad command-line input: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + message)
+        raise CliError(f"{self.prog}: {message}")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A CLI command: its help, how to add its arguments, and what it runs."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], dict[str, Any]]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register ``run(args) -> summary dict`` as the CLI command ``name``."""
+
+    def register(run: Callable[[argparse.Namespace], dict[str, Any]]):
+        COMMANDS[name] = Command(help, add_arguments, run)
+        return run
+
+    return register
+
+
+# ---------------------------------------------------------------- shared flags
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="torchvision model name (default: the offline MobileNetV2)")
+    parser.add_argument(
+        "--weights", default=None, help="weights name, e.g. IMAGENET1K_V1 (default: the model's default)"
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--json", action="store_true", help="print a one-line JSON summary on stdout")
+
+
+def _image_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", default="sample:chelsea", help="image file, or sample:NAME (default sample:chelsea)")
+
+
+def _load(args: argparse.Namespace):
+    from .models import load_model
+
+    return load_model(args.model, weights=args.weights, device=args.device)
+
+
+def _image(args: argparse.Namespace):
+    from .images import load_image, sample_image
+
+    if args.image.startswith("sample:"):
+        return sample_image(args.image.split(":", 1)[1])
+    return load_image(args.image)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected 1 or more")
+    return value
+
+
+# -------------------------------------------------------------------- commands
+def _predict_args(parser: argparse.ArgumentParser) -> None:
+    _image_flag(parser)
+    parser.add_argument("--top", type=_positive, default=5, help="how many classes to list (default 5)")
+
+
+@command("predict", "top-k classes of an image", _predict_args)
+def _predict(args: argparse.Namespace) -> dict[str, Any]:
+    from .models import predict
+
+    handle = _load(args)
+    prediction = predict(handle, _image(args), k=args.top)
+    rows = [
+        {"index": i, "label": label, "probability": round(p, 6)}
+        for i, label, p in zip(prediction.indices, prediction.labels, prediction.probabilities)
+    ]
+    if not args.json:
+        for row in rows:
+            print(f"{row['probability'] * 100:6.2f}%  {row['label']}  (class {row['index']})")
+    return {"command": "predict", "model": handle.key, "image": args.image, "top": rows}
+
+
+def _layers_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--blocks", action="store_true", help="list only block-level layers")
+
+
+@command("layers", "the model's layers with output shape and parameter count", _layers_args)
+def _layers(args: argparse.Namespace) -> dict[str, Any]:
+    handle = _load(args)
+    infos = handle.blocks() if args.blocks else list(handle.layers.values())
+    if not args.json:
+        width = max(len(info.name) for info in infos)
+        for info in infos:
+            print(f"{info.name:<{width}}  {info.type_name:<22} {info.shape_text:<14} {info.params:>10,}")
+    return {
+        "command": "layers",
+        "model": handle.key,
+        "count": len(infos),
+        "layers": [
+            {"name": i.name, "type": i.type_name, "shape": list(i.output_shape), "params": i.params} for i in infos
+        ],
+    }
+
+
+def _featuremaps_args(parser: argparse.ArgumentParser) -> None:
+    _image_flag(parser)
+    parser.add_argument("--layer", default=None, help="layer name (default: the last spatial block)")
+    parser.add_argument("--channel", type=_non_negative, default=None, help="draw only this channel")
+    parser.add_argument("--out", required=True, help="PNG file to write")
+
+
+@command("featuremaps", "a PNG of a layer's feature maps (all channels, or one)", _featuremaps_args)
+def _featuremaps(args: argparse.Namespace) -> dict[str, Any]:
+    from . import render
+    from .featuremaps import feature_maps
+
+    handle = _load(args)
+    layer = args.layer or handle.last_spatial_layer()
+    handle.layer(layer)
+    if args.channel is not None:
+        handle.check_channel(layer, args.channel)
+    maps = feature_maps(handle, _image(args), [layer])
+    activation = maps.activations[layer]
+    if args.channel is not None:
+        picture = render.upscale(render.colorize(activation[args.channel]), 224)
+    else:
+        picture = render.channel_grid(activation)
+    path = _write_png(picture, args.out)
+    if not args.json:
+        print(f"wrote {path} ({layer}, {activation.shape[0]} channels of {activation.shape[1]}x{activation.shape[2]})")
+    return {
+        "command": "featuremaps",
+        "model": handle.key,
+        "layer": layer,
+        "channel": args.channel,
+        "shape": list(activation.shape),
+        "out": str(path),
+        "mean": float(activation.mean()),
+    }
+
+
+def _write_png(picture, out: str):
+    from . import render
+
+    if not out.lower().endswith(".png"):
+        raise CliError(f"--out must name a .png file, got {out!r}")
+    try:
+        return render.save_png(picture, out)
+    except OSError as exc:
+        raise CliError(f"cannot write {out!r}: {exc.strerror or exc}") from exc
+
+
+# ------------------------------------------------------------------------ main
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered command."""
+    parser = _Parser(prog="python -m vis_core", description="See inside convolutional neural networks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for name, spec in COMMANDS.items():
+        child = sub.add_parser(name, help=spec.help, description=spec.help)
+        _common(child)
+        spec.add_arguments(child)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, 1 unexpected failure)."""
+    try:
+        args = build_parser().parse_args(argv)
+        summary = COMMANDS[args.command].run(args)
+    except (CliError, VisCoreError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `python -m vis_core layers | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary, separators=(",", ":")))
+    return 0
+
+
+def _weights_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true", help="exit 2 unless the weights are available offline")
+
+
+@command("weights", "where the model's weights come from (hub cache, offline package, download)", _weights_args)
+def _weights(args: argparse.Namespace) -> dict[str, Any]:
+    from . import weights as weights_io
+    from .models import DEFAULT_MODEL, resolve_weights
+
+    name = args.model or DEFAULT_MODEL
+    enum = resolve_weights(name, args.weights)
+    local = weights_io.ensure_cached(enum)
+    if local is None and args.check:
+        raise CliError(f"{enum} are not available offline; they will be downloaded on first use.")
+    source = str(local) if local is not None else f"download from {enum.url}"
+    if not args.json:
+        print(f"{enum}: {source}")
+    return {"command": "weights", "model": name, "weights": str(enum), "offline": local is not None, "source": source}

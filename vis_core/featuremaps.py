@@ -1,0 +1,186 @@
+"""Feature maps: what every layer computes for one image, from a single forward pass.
+
+Zeiler & Fergus (2014) and Yosinski et al. (2015) show that looking at the activations
+``A_l = f_l(...f_1(x))`` of each layer ``l`` reveals the hierarchy a CNN builds: early
+layers respond to edges and colours at high resolution, deep layers to parts and objects
+at low resolution with many more, sparser channels.
+
+One forward pass with hooks on every requested layer gives all of it; when the classifier
+is not needed the pass stops after the deepest requested layer. Only outputs that a later
+in-place operation overwrites are cloned (the layer index knows which), so capturing all
+layers costs little more than the bare forward pass (``benchmarks/`` measures the ratio).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import ParameterError
+from .hooks import capture, run_forward
+from .models import ModelHandle, Prediction, top_k
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Summary numbers of one layer's activation for the cross-layer chart.
+
+    Attributes:
+        name: layer name.
+        mean: mean activation over all channels and positions.
+        zero_fraction: fraction of values that are exactly zero (a ReLU's "off" units).
+        channels: number of channels.
+        spatial: ``H*W`` positions per channel.
+    """
+
+    name: str
+    mean: float
+    zero_fraction: float
+    channels: int
+    spatial: int
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    """Activations of several layers for one image.
+
+    Attributes:
+        activations: layer name -> ``(C, H, W)`` float32 array (vectors are ``(C, 1, 1)``),
+            read-only, in execution order.
+        logits: the model's output for the image when the pass ran to the end, else None.
+        model: the model's key (name and weights).
+        seconds: wall time of the forward pass.
+    """
+
+    activations: dict[str, np.ndarray]
+    logits: np.ndarray | None
+    model: str
+    seconds: float
+
+    @property
+    def layers(self) -> list[str]:
+        """Layer names, in execution order."""
+        return list(self.activations)
+
+    def stats(self) -> list[LayerStats]:
+        """Mean activation and fraction of zeros of every captured layer."""
+        rows = []
+        for name, array in self.activations.items():
+            rows.append(
+                LayerStats(
+                    name=name,
+                    mean=float(array.mean(dtype=np.float64)),
+                    zero_fraction=float(np.count_nonzero(array == 0) / array.size),
+                    channels=int(array.shape[0]),
+                    spatial=int(array.shape[1] * array.shape[2]),
+                )
+            )
+        return rows
+
+    def top_channels(self, layer: str, n: int, by: str = "mean") -> list[int]:
+        """Indices of the ``n`` channels of ``layer`` with the largest mean or max activation."""
+        array = self._get(layer)
+        if by == "mean":
+            score = array.reshape(array.shape[0], -1).mean(axis=1)
+        elif by == "max":
+            score = array.reshape(array.shape[0], -1).max(axis=1)
+        else:
+            raise ParameterError(f"Unknown ranking {by!r}; use 'mean' or 'max'.")
+        return [int(i) for i in np.argsort(-score, kind="stable")[: max(0, n)]]
+
+    def channel(self, layer: str, index: int) -> np.ndarray:
+        """One channel ``(H, W)`` of ``layer``."""
+        array = self._get(layer)
+        if not 0 <= index < array.shape[0]:
+            raise ParameterError(f"Channel {index} is out of range for {layer} (0..{array.shape[0] - 1}).")
+        return array[index]
+
+    def prediction(self, handle: ModelHandle, k: int = 5) -> Prediction | None:
+        """Top-k classes from the same pass, when it ran to the end."""
+        return None if self.logits is None else top_k(handle, self.logits, k)
+
+    def _get(self, layer: str) -> np.ndarray:
+        try:
+            return self.activations[layer]
+        except KeyError:
+            raise ParameterError(
+                f"Layer {layer!r} was not captured; captured: {', '.join(self.activations)[:200]}"
+            ) from None
+
+
+def _as_chw(tensor: torch.Tensor) -> np.ndarray | None:
+    """Batch element 0 as a float32 ``(C, H, W)`` array; ``None`` for other ranks."""
+    item = tensor[0]
+    if item.dim() == 1:
+        item = item[:, None, None]
+    elif item.dim() != 3:
+        return None
+    array = item.detach().to(torch.float32).cpu().numpy()
+    array.flags.writeable = False
+    return array
+
+
+def feature_maps(
+    handle: ModelHandle,
+    image: Image.Image,
+    layers: Sequence[str] | None = None,
+) -> FeatureMaps:
+    """Capture the activations of ``layers`` (default: every layer) for ``image``.
+
+    Args:
+        handle: the model.
+        image: an RGB PIL image (see :func:`vis_core.load_image`).
+        layers: qualified layer names; ``None`` for every layer with a vector or
+            ``(C, H, W)`` output, in which case the pass runs to the end and ``logits`` is set.
+
+    Returns:
+        A :class:`FeatureMaps` whose arrays are detached copies, safe to keep.
+
+    Raises:
+        ParameterError: for an unknown layer or one whose output is not a feature map.
+    """
+    if layers is None:
+        names = [info.name for info in handle.layers.values() if len(info.output_shape) in (1, 3)]
+        stop_early = False
+    else:
+        names = list(dict.fromkeys(layers))
+        for name in names:
+            info = handle.layer(name)
+            if len(info.output_shape) not in (1, 3):
+                raise ParameterError(f"{name} outputs shape {info.output_shape}, which is not a feature map.")
+        stop_early = True
+    inputs = handle.preprocess(image)
+    to_clone = {name for name in names if handle.layers[name].overwritten_in_place}
+    start = time.perf_counter()
+    outputs, logits = _capture_pass(handle, inputs, names, to_clone, stop_early)
+    seconds = time.perf_counter() - start
+    activations: dict[str, np.ndarray] = {}
+    for name in names:
+        if name in outputs:
+            array = _as_chw(outputs[name])
+            if array is not None:
+                activations[name] = array
+    logit_array = None if logits is None else logits.detach().float().cpu().reshape(-1).numpy()
+    return FeatureMaps(activations=activations, logits=logit_array, model=handle.key, seconds=seconds)
+
+
+def _capture_pass(
+    handle: ModelHandle,
+    inputs: torch.Tensor,
+    names: list[str],
+    to_clone: set[str],
+    stop_early: bool,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    with handle.guard() as model, torch.no_grad():
+        with capture(model, names, clone=to_clone, stop_when_done=stop_early) as record:
+            logits = run_forward(model, inputs)
+        overwritten = record.overwritten()
+        if overwritten:  # the index missed an in-place write: redo with clones, never return garbage
+            with capture(model, names, clone=True, stop_when_done=stop_early) as record:
+                logits = run_forward(model, inputs)
+    return record.outputs, logits

@@ -1,0 +1,486 @@
+"""Models: loading, preprocessing, the layer index, and the guard around shared use.
+
+A :class:`ModelHandle` is what every technique receives. It carries the eval-mode model, the
+preprocessing of its weights (resize, centre crop, normalise, as torchvision's
+``weights.transforms()``), the class labels, the device, an index of layers built from one
+dry forward pass (qualified names as in ``named_modules()``, output shapes, parameter
+counts), and a lock.
+
+The same handle is shared by every dashboard session and thread, so every engine call on it
+runs inside :meth:`ModelHandle.guard`: the lock is held, training flags and
+``requires_grad`` are restored afterwards, every ``param.grad`` is left ``None`` and any hook
+a technique forgot is removed, on a normal exit and after an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from . import weights as weights_io
+from .errors import ModelError, ParameterError
+from .hooks import capture, hook_count, run_forward, suggest
+
+#: The model used when none is named: it is the one whose weights ship for offline use.
+DEFAULT_MODEL = "mobilenet_v2"
+#: Weights used for :data:`DEFAULT_MODEL` when none are named (the offline checkpoint).
+DEFAULT_WEIGHTS = {"mobilenet_v2": "IMAGENET1K_V1"}
+
+#: Images more elongated than this are centre-cropped to this aspect ratio before resizing,
+#: so a 3x10000 strip cannot turn into a gigapixel tensor. Normal photos are unaffected.
+MAX_ASPECT_RATIO = 4.0
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One entry of a model's layer index.
+
+    Attributes:
+        name: qualified module name, as in ``named_modules()`` (e.g. ``features.10``).
+        type_name: the module's class name.
+        output_shape: output shape of the first call, without the batch dimension.
+        params: number of parameters of the module and its children.
+        order: position in execution order during the dry forward pass.
+        block: the top-level block the layer belongs to (itself, for a block).
+        is_block: whether it is a block: the first module below the root that is not a
+            plain container (``Sequential``/``ModuleList``/``ModuleDict``).
+        calls: how many times the module runs per forward pass (a reused ReLU runs several).
+        overwritten_in_place: whether a later in-place operation modifies its output.
+    """
+
+    name: str
+    type_name: str
+    output_shape: tuple[int, ...]
+    params: int
+    order: int
+    block: str
+    is_block: bool
+    calls: int = 1
+    overwritten_in_place: bool = False
+
+    @property
+    def channels(self) -> int:
+        """Number of channels (first non-batch dimension), 1 for scalars."""
+        return self.output_shape[0] if self.output_shape else 1
+
+    @property
+    def is_spatial(self) -> bool:
+        """Whether the output is a (C, H, W) feature map."""
+        return len(self.output_shape) == 3
+
+    @property
+    def shape_text(self) -> str:
+        """The output shape as ``64×14×14``."""
+        return "×".join(str(s) for s in self.output_shape)
+
+
+@dataclass(eq=False)
+class ModelHandle:
+    """An eval-mode model with everything a technique needs to use it safely.
+
+    Attributes:
+        name: model name (torchvision builder name, or a user-given name).
+        model: the network, in eval mode, parameters with ``requires_grad=False``.
+        labels: class names, index-aligned with the logits.
+        input_size: ``(height, width)`` of the model's input after cropping.
+        resize_size: the shorter side an image is resized to before the centre crop.
+        mean: per-channel normalisation mean.
+        std: per-channel normalisation standard deviation.
+        device: where the model lives.
+        weights: a description of the weights (e.g. ``MobileNet_V2_Weights.IMAGENET1K_V1``).
+        grayscale: whether the model takes one input channel.
+        interpolation: resize interpolation.
+        layers: the layer index, in execution order.
+        lock: held by :meth:`guard` for every engine call.
+    """
+
+    name: str
+    model: nn.Module
+    labels: tuple[str, ...]
+    input_size: tuple[int, int]
+    resize_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    device: torch.device
+    weights: str = ""
+    grayscale: bool = False
+    interpolation: InterpolationMode = InterpolationMode.BILINEAR
+    layers: dict[str, LayerInfo] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        if not self.layers:
+            self.layers = build_layer_index(self)
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def key(self) -> str:
+        """A string identifying model and weights, for cache keys."""
+        return f"{self.name}:{self.weights}"
+
+    @cached_property
+    def state_hash(self) -> str:
+        """SHA-256 of the state_dict at load time (tests compare against it)."""
+        return state_dict_hash(self.model)
+
+    @property
+    def input_channels(self) -> int:
+        """Number of channels the model expects (1 for grayscale models, else 3)."""
+        return 1 if self.grayscale else 3
+
+    # ----------------------------------------------------------- preprocessing
+    def model_view(self, image: Image.Image) -> Image.Image:
+        """The image as the model sees it: resized and centre-cropped, before normalising."""
+        image = _limit_aspect(image.convert("RGB"))
+        resized = TF.resize(image, [self.resize_size], interpolation=self.interpolation, antialias=True)
+        return TF.center_crop(resized, list(self.input_size))
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """The model's ``(1, C, H, W)`` input tensor for a PIL image, on the model's device."""
+        view = self.model_view(image)
+        if self.grayscale:
+            view = view.convert("L")
+        tensor = TF.pil_to_tensor(view).to(torch.float32).div_(255.0)
+        tensor = TF.normalize(tensor, list(self.mean), list(self.std))
+        return tensor.unsqueeze(0).to(self.device)
+
+    # ------------------------------------------------------------------ layers
+    def layer(self, name: str) -> LayerInfo:
+        """The index entry of ``name``, or a :class:`ParameterError` with suggestions."""
+        try:
+            return self.layers[name]
+        except KeyError:
+            raise ParameterError(f"Unknown layer {name!r} in {self.name}. {suggest(name, list(self.layers))}") from None
+
+    def check_channel(self, layer: str, channel: int) -> int:
+        """Validate a channel index for ``layer``; returns it."""
+        info = self.layer(layer)
+        if not 0 <= channel < info.channels:
+            raise ParameterError(
+                f"Channel {channel} is out of range for {layer} ({info.channels} channels: 0..{info.channels - 1})."
+            )
+        return channel
+
+    def blocks(self) -> list[LayerInfo]:
+        """The block-level layers in execution order (a good default list for menus)."""
+        return [info for info in self.layers.values() if info.is_block]
+
+    def last_spatial_layer(self) -> str:
+        """Name of the last block whose output is a spatial feature map."""
+        spatial = [info.name for info in self.blocks() if info.is_spatial] or [
+            info.name for info in self.layers.values() if info.is_spatial
+        ]
+        if not spatial:
+            raise ModelError(f"{self.name} has no layer with a spatial (C, H, W) output.")
+        return spatial[-1]
+
+    # ------------------------------------------------------------------- guard
+    @contextmanager
+    def guard(self) -> Iterator[nn.Module]:
+        """Hold the lock and leave the model exactly as found, whatever happens inside.
+
+        Restores every module's ``training`` flag and every parameter's ``requires_grad``,
+        sets every ``param.grad`` to ``None`` and removes hooks added inside the block.
+        """
+        with self.lock:
+            modules = list(self.model.modules())
+            parameters = list(self.model.parameters())
+            training = [module.training for module in modules]
+            requires_grad = [parameter.requires_grad for parameter in parameters]
+            hooks_before = [_hook_keys(module) for module in modules]
+            try:
+                yield self.model
+            finally:
+                for module, flag, keys in zip(modules, training, hooks_before):
+                    module.training = flag
+                    _remove_new_hooks(module, keys)
+                for parameter, flag in zip(parameters, requires_grad):
+                    parameter.grad = None
+                    parameter.requires_grad_(flag)
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def _hook_keys(module: nn.Module) -> tuple[frozenset[int], ...]:
+    return tuple(frozenset(getattr(module, attr)) for attr in _HOOK_DICTS)
+
+
+def _remove_new_hooks(module: nn.Module, before: tuple[frozenset[int], ...]) -> None:
+    for attr, keys in zip(_HOOK_DICTS, before):
+        hooks = getattr(module, attr)
+        for key in [k for k in hooks if k not in keys]:
+            del hooks[key]
+            for extra in (
+                "_forward_hooks_with_kwargs",
+                "_forward_hooks_always_called",
+                "_forward_pre_hooks_with_kwargs",
+            ):
+                getattr(module, extra, {}).pop(key, None)
+
+
+def _limit_aspect(image: Image.Image) -> Image.Image:
+    width, height = image.size
+    long_side, short_side = max(width, height), min(width, height)
+    if long_side <= MAX_ASPECT_RATIO * short_side:
+        return image
+    keep = max(1, int(MAX_ASPECT_RATIO * short_side))
+    if width > height:
+        left = (width - keep) // 2
+        return image.crop((left, 0, left + keep, height))
+    top = (height - keep) // 2
+    return image.crop((0, top, width, top + keep))
+
+
+def state_dict_hash(model: nn.Module) -> str:
+    """SHA-256 over every tensor of the state_dict (names, shapes and bytes)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _block_names(model: nn.Module) -> dict[str, str]:
+    """Map every module name to its block (first non-container module below the root)."""
+    blocks: dict[str, str] = {}
+
+    def walk(module: nn.Module, prefix: str, block: str | None) -> None:
+        for child_name, child in module.named_children():
+            name = f"{prefix}.{child_name}" if prefix else child_name
+            child_block = block
+            if child_block is None and type(child) not in _CONTAINERS:
+                child_block = name
+            blocks[name] = child_block or name
+            walk(child, name, child_block)
+
+    walk(model, "", None)
+    return blocks
+
+
+def build_layer_index(handle: ModelHandle) -> dict[str, LayerInfo]:
+    """Index every module that returns a tensor, from one dry forward pass on zeros."""
+    model = handle.model
+    names = [name for name, _ in model.named_modules() if name]
+    blocks = _block_names(model)
+    modules = dict(model.named_modules())
+    height, width = handle.input_size
+    dry_input = torch.zeros(1, handle.input_channels, height, width, device=handle.device)
+    order: dict[str, int] = {}
+
+    def record_order(name: str):
+        def hook(module: nn.Module, inputs: object, output: object) -> None:
+            order.setdefault(name, len(order))
+
+        return hook
+
+    with handle.guard(), torch.no_grad():
+        order_hooks = [modules[name].register_forward_hook(record_order(name)) for name in names]
+        try:
+            with capture(model, names, clone=False) as record:
+                model(dry_input)
+            overwritten = set(record.overwritten())
+        except Exception as exc:
+            raise ModelError(
+                f"A test forward pass of {handle.name} on a {handle.input_channels}x{height}x{width} input failed: "
+                f"{type(exc).__name__}: {str(exc)[:200]}"
+            ) from exc
+        finally:
+            for hook in order_hooks:
+                hook.remove()
+
+    index: dict[str, LayerInfo] = {}
+    for name in sorted(record.outputs, key=lambda n: order[n]):
+        module = modules[name]
+        index[name] = LayerInfo(
+            name=name,
+            type_name=type(module).__name__,
+            output_shape=tuple(record.outputs[name].shape[1:]),
+            params=sum(parameter.numel() for parameter in module.parameters()),
+            order=order[name],
+            block=blocks.get(name, name),
+            is_block=blocks.get(name) == name and type(module) not in _CONTAINERS,
+            calls=record.calls.get(name, 1),
+            overwritten_in_place=name in overwritten,
+        )
+    return index
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else Apple's MPS, else the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ParameterError(f"Unknown device {device!r}; use auto, cpu or cuda.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("CUDA was requested but no CUDA GPU is available; use --device cpu or auto.")
+    return resolved
+
+
+def classification_models() -> list[str]:
+    """Names of torchvision's classification models (``torchvision.models.list_models``)."""
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def resolve_weights(name: str, weights: str | torchvision.models.WeightsEnum | None) -> torchvision.models.WeightsEnum:
+    """The weights enum member for ``name``: given, by member name, or the default."""
+    if name not in classification_models():
+        raise ModelError(f"Unknown model {name!r}. {suggest(name, classification_models())}")
+    enum = torchvision.models.get_model_weights(name)
+    if weights is None:
+        weights = DEFAULT_WEIGHTS.get(name, "DEFAULT")
+    if isinstance(weights, torchvision.models.WeightsEnum):
+        if not isinstance(weights, enum):
+            raise ModelError(f"{weights} are not weights for {name}; choose one of {', '.join(enum.__members__)}.")
+        return weights
+    key = str(weights).split(".")[-1]
+    if key not in enum.__members__:
+        raise ModelError(f"Unknown weights {weights!r} for {name}; choose one of {', '.join(enum.__members__)}.")
+    return enum[key]
+
+
+def _builder_kwargs(name: str, weights: torchvision.models.WeightsEnum) -> dict[str, Any]:
+    """The constructor arguments torchvision's builders set when given these weights."""
+    kwargs: dict[str, Any] = {"num_classes": len(weights.meta["categories"])}
+    if name in ("googlenet", "inception_v3"):
+        kwargs.update(transform_input=True, aux_logits=True, init_weights=False)
+    if name.startswith("vit_"):
+        kwargs["image_size"] = weights.meta["min_size"][0]
+    if name == "maxvit_t":
+        kwargs["input_size"] = weights.meta["min_size"]
+    return kwargs
+
+
+def load_model(
+    name: str | None = None,
+    *,
+    weights: str | torchvision.models.WeightsEnum | None = None,
+    device: str | torch.device = "auto",
+) -> ModelHandle:
+    """Load a pretrained torchvision classification model as a :class:`ModelHandle`.
+
+    Args:
+        name: a name from ``torchvision.models.list_models()``; default
+            :data:`DEFAULT_MODEL` (MobileNetV2, whose weights work offline).
+        weights: a weights enum member or its name (``"IMAGENET1K_V1"``, ``"DEFAULT"``);
+            default: the offline checkpoint for MobileNetV2, torchvision's default otherwise.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, or a torch.device.
+
+    Raises:
+        ModelError: unknown model or weights, or weights that can be neither found on disk
+            nor downloaded (the message names the offline default).
+    """
+    name = name or DEFAULT_MODEL
+    available = classification_models()
+    if name not in available:
+        raise ModelError(f"Unknown model {name!r}. {suggest(name, available)}")
+    resolved_device = resolve_device(device)
+    weight_enum = resolve_weights(name, weights)
+    state_dict = weights_io.load_state_dict(weight_enum)
+    model = torchvision.models.get_model(name, weights=None, **_builder_kwargs(name, weight_enum))
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        raise ModelError(f"The weights do not fit {name}: {str(exc)[:200]}") from exc
+    if name == "googlenet":
+        model.aux_logits, model.aux1, model.aux2 = False, None, None
+    elif name == "inception_v3":
+        model.aux_logits, model.AuxLogits = False, None
+    transforms = weight_enum.transforms()
+    crop = transforms.crop_size[0]
+    return ModelHandle(
+        name=name,
+        model=model.to(resolved_device),
+        labels=tuple(weight_enum.meta["categories"]),
+        input_size=(crop, crop),
+        resize_size=transforms.resize_size[0],
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
+        device=resolved_device,
+        weights=str(weight_enum),
+        interpolation=transforms.interpolation,
+    )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k classes for one image.
+
+    Attributes:
+        indices: class indices, most probable first.
+        labels: their names.
+        probabilities: softmax probabilities.
+    """
+
+    indices: tuple[int, ...]
+    labels: tuple[str, ...]
+    probabilities: tuple[float, ...]
+
+
+def predict(handle: ModelHandle, image: Image.Image, k: int = 5) -> Prediction:
+    """Top-``k`` classes of ``image`` (softmax over the logits)."""
+    logits = _logits(handle, handle.preprocess(image))
+    return top_k(handle, logits, k)
+
+
+def top_k(handle: ModelHandle, logits: np.ndarray, k: int = 5) -> Prediction:
+    """Turn a logit vector into a :class:`Prediction`."""
+    logits64 = logits.astype(np.float64)
+    probabilities = np.exp(logits64 - logits64.max())
+    probabilities /= probabilities.sum()
+    k = max(1, min(int(k), probabilities.size))
+    best = np.argsort(-probabilities, kind="stable")[:k]
+    labels = tuple(handle.labels[i] if i < len(handle.labels) else f"class {i}" for i in best)
+    return Prediction(tuple(int(i) for i in best), labels, tuple(float(probabilities[i]) for i in best))
+
+
+def _logits(handle: ModelHandle, inputs: torch.Tensor) -> np.ndarray:
+    with handle.guard() as model, torch.no_grad():
+        output = run_forward(model, inputs)
+    if output is None:
+        raise ModelError("The forward pass was interrupted.")
+    return output.detach().float().cpu().reshape(-1).numpy()
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LayerInfo",
+    "ModelHandle",
+    "Prediction",
+    "build_layer_index",
+    "classification_models",
+    "hook_count",
+    "load_model",
+    "predict",
+    "resolve_device",
+    "state_dict_hash",
+    "top_k",
+]
