@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: ``app.py`` (navigation and the shared sidebar) and thin pages."""

@@ -1,0 +1,32 @@
+"""Entry point: ``streamlit run dashboard/app.py``.
+
+Sets up the page, draws the shared sidebar (model, image, layer, filter) and runs the page
+chosen in the navigation. Pages stay thin: they read their controls, call one engine
+function through ``dashboard.cache``, and draw the result.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import sidebar  # noqa: E402
+
+PAGES_DIR = Path(__file__).parent / "pages"
+
+st.set_page_config(page_title="Inside a CNN", page_icon="🔬", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page(PAGES_DIR / "overview.py", title="Overview", icon="🏠", default=True),
+        st.Page(PAGES_DIR / "feature_maps.py", title="Feature maps", icon="🧩"),
+    ]
+)
+sidebar.render()
+navigation.run()

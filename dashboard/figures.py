@@ -1,0 +1,217 @@
+"""Plotly figure builders: pure functions, data in, figure out (no Streamlit here).
+
+Heatmaps put the value and the position in the hover label; colour scale and overlay
+opacity are parameters so pages can offer them as controls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from vis_core import LayerStats, Prediction
+
+COLORSCALES = ("Viridis", "Inferno", "Magma", "Plasma", "Cividis", "Greys", "RdBu_r")
+#: Upper bound on heatmap cells drawn in one channel grid (keeps the page light).
+MOSAIC_CELL_BUDGET = 200_000
+
+_MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def channel_heatmap(
+    channel_map: np.ndarray,
+    *,
+    title: str,
+    background: np.ndarray | None = None,
+    opacity: float = 0.6,
+    colorscale: str = "Viridis",
+    height: int = 460,
+) -> go.Figure:
+    """One channel, large; optionally stretched over the image the model saw.
+
+    Args:
+        channel_map: ``(h, w)`` activations.
+        title: figure title.
+        background: ``(H, W, 3)`` uint8 image to overlay on, or None.
+        opacity: heatmap opacity over the background.
+        colorscale: a Plotly colour scale name.
+        height: figure height in pixels.
+    """
+    rows, cols = channel_map.shape
+    figure = go.Figure()
+    hover = "x=%{customdata[1]}, y=%{customdata[0]}<br>activation %{z:.4f}<extra></extra>"
+    grid_y, grid_x = np.mgrid[0:rows, 0:cols]
+    customdata = np.stack([grid_y, grid_x], axis=-1)
+    if background is not None:
+        height_px, width_px = background.shape[:2]
+        figure.add_trace(go.Image(z=background, hoverinfo="skip"))
+        dy, dx = height_px / rows, width_px / cols
+        figure.add_trace(
+            go.Heatmap(
+                z=channel_map,
+                x0=dx / 2 - 0.5,
+                dx=dx,
+                y0=dy / 2 - 0.5,
+                dy=dy,
+                customdata=customdata,
+                colorscale=colorscale,
+                opacity=opacity,
+                hovertemplate=hover,
+                colorbar=dict(title="activation"),
+            )
+        )
+    else:
+        figure.add_trace(
+            go.Heatmap(
+                z=channel_map,
+                customdata=customdata,
+                colorscale=colorscale,
+                hovertemplate=hover,
+                colorbar=dict(title="activation"),
+            )
+        )
+    figure.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False)
+    figure.update_xaxes(showticklabels=False, showgrid=False, constrain="domain")
+    figure.update_layout(title=title, height=height, margin=_MARGIN)
+    return figure
+
+
+def channel_mosaic(
+    activations: np.ndarray,
+    channels: Sequence[int],
+    *,
+    columns: int = 8,
+    colorscale: str = "Viridis",
+    per_channel_scale: bool = True,
+    highlight: int | None = None,
+    tile_px: int = 96,
+) -> go.Figure:
+    """Many channels of one layer as a grid of tiles, drawn as a single heatmap trace.
+
+    One trace (tiles separated by gaps) renders far faster than one subplot per channel.
+    Hover shows the channel, the position inside it and the raw activation.
+
+    Args:
+        activations: ``(C, h, w)`` array of the layer.
+        channels: which channels to draw, in order.
+        columns: tiles per row.
+        colorscale: a Plotly colour scale name.
+        per_channel_scale: scale each tile by its own range (shapes stand out) instead of
+            one range for all tiles (strengths compare).
+        highlight: a channel to outline, if drawn.
+        tile_px: drawn size of one tile.
+    """
+    _, rows_px, cols_px = activations.shape
+    count = len(channels)
+    columns = max(1, min(columns, count))
+    grid_rows = math.ceil(count / columns)
+    gap = 1
+    height = grid_rows * (rows_px + gap) - gap
+    width = columns * (cols_px + gap) - gap
+    z = np.full((height, width), np.nan, dtype=np.float32)
+    custom = np.full((height, width, 4), np.nan, dtype=np.float32)
+    grid_y, grid_x = np.mgrid[0:rows_px, 0:cols_px]
+    annotations = []
+    shapes = []
+    for slot, channel in enumerate(channels):
+        row, column = divmod(slot, columns)
+        top, left = row * (rows_px + gap), column * (cols_px + gap)
+        values = activations[channel].astype(np.float32)
+        shown = values
+        if per_channel_scale:
+            low, high = float(values.min()), float(values.max())
+            shown = (values - low) / (high - low) if high > low else np.zeros_like(values)
+        z[top : top + rows_px, left : left + cols_px] = shown
+        custom[top : top + rows_px, left : left + cols_px] = np.stack(
+            [np.full_like(values, channel), grid_y, grid_x, values], axis=-1
+        )
+        annotations.append(
+            dict(x=left - 0.5, y=top - 0.5, text=str(channel), showarrow=False, xanchor="left", yanchor="bottom",
+                 font=dict(size=10, color="#444"))
+        )
+        if channel == highlight:
+            shapes.append(
+                dict(type="rect", x0=left - 0.5, x1=left + cols_px - 0.5, y0=top - 0.5, y1=top + rows_px - 0.5,
+                     line=dict(color="#e4572e", width=3))
+            )
+    figure = go.Figure(
+        go.Heatmap(
+            z=z,
+            customdata=custom,
+            colorscale=colorscale,
+            hovertemplate="channel %{customdata[0]}<br>x=%{customdata[2]}, y=%{customdata[1]}"
+            "<br>activation %{customdata[3]:.4f}<extra></extra>",
+            colorbar=dict(title="relative" if per_channel_scale else "activation"),
+            hoverongaps=False,
+        )
+    )
+    scale = tile_px / max(rows_px, cols_px)
+    figure.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_layout(
+        annotations=annotations,
+        shapes=shapes,
+        height=int(min(2400, max(200, grid_rows * (rows_px + gap) * scale + 80))),
+        margin=dict(l=10, r=10, t=30, b=10),
+        plot_bgcolor="white",
+    )
+    return figure
+
+
+def page_size_for(rows_px: int, cols_px: int, wanted: int) -> int:
+    """How many tiles of this size fit in :data:`MOSAIC_CELL_BUDGET` (at least 1)."""
+    return max(1, min(wanted, MOSAIC_CELL_BUDGET // max(1, rows_px * cols_px)))
+
+
+def vector_bars(values: np.ndarray, *, title: str, highlight: int | None = None, labels: Sequence[str] | None = None):
+    """A layer with no spatial extent (a vector) as bars, one per unit."""
+    colors = ["#e4572e" if i == highlight else "#4c78a8" for i in range(values.size)]
+    hover = "unit %{x}<br>value %{y:.4f}<extra></extra>"
+    if labels is not None:
+        hover = "unit %{x}: %{customdata}<br>value %{y:.4f}<extra></extra>"
+    figure = go.Figure(go.Bar(y=values, marker_color=colors, customdata=labels, hovertemplate=hover))
+    figure.update_layout(title=title, height=320, margin=_MARGIN, xaxis_title="unit", yaxis_title="activation")
+    return figure
+
+
+def layer_profile(stats: Sequence[LayerStats], selected: str | None = None) -> go.Figure:
+    """Mean activation and fraction of zeros across layers, in forward order."""
+    names = [row.name for row in stats]
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    figure.add_trace(
+        go.Scatter(x=names, y=[row.mean for row in stats], name="mean activation", mode="lines+markers",
+                   hovertemplate="%{x}<br>mean %{y:.4f}<extra></extra>"),
+        secondary_y=False,
+    )
+    figure.add_trace(
+        go.Scatter(x=names, y=[row.zero_fraction for row in stats], name="fraction of zeros", mode="lines+markers",
+                   hovertemplate="%{x}<br>%{y:.1%} zeros<extra></extra>"),
+        secondary_y=True,
+    )
+    if selected in names:
+        figure.add_vline(x=names.index(selected), line=dict(color="#e4572e", dash="dot"))
+    figure.update_yaxes(title_text="mean activation", secondary_y=False)
+    figure.update_yaxes(title_text="fraction of zeros", tickformat=".0%", range=[0, 1], secondary_y=True)
+    figure.update_layout(height=360, margin=_MARGIN, legend=dict(orientation="h", y=1.12), hovermode="x unified")
+    return figure
+
+
+def prediction_bars(prediction: Prediction) -> go.Figure:
+    """Top-k classes as horizontal bars, most probable on top."""
+    figure = go.Figure(
+        go.Bar(
+            x=list(prediction.probabilities)[::-1],
+            y=[f"{label} " for label in prediction.labels][::-1],
+            orientation="h",
+            text=[f"{p:.1%}" for p in prediction.probabilities][::-1],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+            marker_color="#4c78a8",
+        )
+    )
+    figure.update_layout(height=300, margin=_MARGIN, xaxis=dict(range=[0, 1], tickformat=".0%"), title="Top-5 predictions")
+    return figure

@@ -1,0 +1,1 @@
+"""Dashboard pages: each reads its controls, calls the engine, draws the result."""

@@ -1,0 +1,92 @@
+"""Feature maps: what each filter of the chosen layer responds to in the image."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from dashboard import cache, figures, sidebar
+
+selection = sidebar.current()
+handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
+
+st.title("Feature maps")
+st.markdown(
+    "Each layer has many **filters**; each filter looks for one pattern everywhere in the image "
+    "and produces a **feature map**: bright where the pattern is found, dark where it is not. "
+    "Early layers find edges and colours at fine detail; deeper layers find parts of objects in "
+    "coarse, sparse maps."
+)
+
+maps = cache.feature_maps(handle.key, entry.key, handle, entry.image)
+activation = maps.activations[layer]
+info = handle.layers[layer]
+channels, rows_px, cols_px = activation.shape
+
+with st.sidebar:
+    st.subheader("Feature maps")
+    show = st.radio("Channels to show", ["All (paged)", "Top-N by mean", "Top-N by max"], key="fm_show")
+    colorscale = st.selectbox("Colour scale", figures.COLORSCALES, key="fm_colorscale")
+    per_channel = st.toggle("Scale each map on its own", value=True, key="fm_per_channel",
+                            help="On: every map uses its full colour range, so shapes stand out. "
+                                 "Off: one range for all, so strengths can be compared.")
+    overlay = st.toggle("Overlay on the image", value=True, key="fm_overlay")
+    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="fm_opacity", disabled=not overlay)
+
+channel_map = activation[channel]
+if rows_px * cols_px == 1:
+    st.subheader(f"{layer} is a vector of {channels} numbers")
+    labels = list(handle.labels) if channels == len(handle.labels) else None
+    st.plotly_chart(figures.vector_bars(activation[:, 0, 0], title=f"{layer} ({info.type_name})",
+                                        highlight=channel, labels=labels), width="stretch", key="fm_vector")
+    st.caption("This layer has no height or width left: each bar is one unit. "
+               f"Unit {channel} is highlighted.")
+else:
+    big, facts = st.columns([2, 1])
+    with big:
+        background = cache.model_view(handle.key, entry.key, handle, entry.image) if overlay else None
+        st.plotly_chart(
+            figures.channel_heatmap(channel_map, title=f"{layer} · filter {channel}", background=background,
+                                    opacity=opacity, colorscale=colorscale),
+            width="stretch",
+            key="fm_channel",
+        )
+    with facts:
+        rank = 1 + int((activation.reshape(channels, -1).mean(axis=1) > channel_map.mean()).sum())
+        st.metric("Mean activation", f"{channel_map.mean():.4f}")
+        st.metric("Strongest response", f"{channel_map.max():.4f}")
+        st.metric("Zeros", f"{(channel_map == 0).mean():.0%}")
+        st.metric("Rank in layer (by mean)", f"{rank} of {channels}")
+        st.caption(f"This map is {cols_px}×{rows_px}: each cell covers about "
+                   f"{handle.input_size[1] / cols_px:.0f} pixels of the {handle.input_size[1]}-pixel input.")
+
+    st.subheader(f"All filters of {layer}")
+    if show == "All (paged)":
+        page_size = figures.page_size_for(rows_px, cols_px, 64)
+        pages = math.ceil(channels / page_size)
+        page = 1
+        if pages > 1:
+            default_page = channel // page_size + 1
+            page = st.number_input(f"Page (of {pages}, {page_size} maps each)", 1, pages, default_page, key=f"fm_page_{layer}")
+        shown = list(range((page - 1) * page_size, min(channels, page * page_size)))
+        st.caption(f"Channels {shown[0]}–{shown[-1]} of {channels}. Hover a map for its values.")
+    else:
+        by = "mean" if show.endswith("mean") else "max"
+        limit = figures.page_size_for(rows_px, cols_px, channels)
+        top_n = st.slider("N", 1, min(64, limit, channels), min(16, limit, channels), key="fm_top_n")
+        shown = maps.top_channels(layer, top_n, by=by)
+        st.caption(f"The {top_n} filters with the highest {by} activation, strongest first.")
+    st.plotly_chart(
+        figures.channel_mosaic(activation, shown, colorscale=colorscale, per_channel_scale=per_channel,
+                               highlight=channel),
+        width="stretch",
+        key="fm_mosaic",
+    )
+
+st.subheader("From edges to objects: every block at a glance")
+st.caption("Left axis: the average activation of each block; right axis: the share of exact zeros. "
+           "Deeper blocks are usually sparser: fewer filters fire, each for something more specific.")
+block_names = {b.name for b in handle.blocks()}
+stats = [row for row in maps.stats() if row.name in block_names]
+st.plotly_chart(figures.layer_profile(stats, selected=info.block), width="stretch", key="fm_profile")

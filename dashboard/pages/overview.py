@@ -1,0 +1,59 @@
+"""Overview: the image as the model sees it, what it predicts, and the model's layers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import cache, figures, sidebar
+
+selection = sidebar.current()
+handle, entry = selection.handle, selection.image
+
+st.title("Overview")
+st.markdown(
+    "A convolutional network looks at a small, square version of your picture and passes it "
+    "through a stack of layers, each turning the previous layer's output into a new set of "
+    "**feature maps**. At the end it gives a probability for each of the "
+    f"{len(handle.labels):,} things it knows. Pick a model, an image, a layer and a filter on "
+    "the left; every page shows that choice."
+)
+
+view = cache.model_view(handle.key, entry.key, handle, entry.image)
+prediction = cache.prediction(handle.key, entry.key, handle, entry.image)
+
+left, right = st.columns([1, 1.4])
+with left:
+    st.subheader("What the model sees")
+    st.image(view, caption=f"{entry.label}, resized and cropped to {view.shape[1]}×{view.shape[0]}", width="stretch")
+with right:
+    st.subheader("What it thinks it is")
+    st.plotly_chart(figures.prediction_bars(prediction), width="stretch", key="overview_predictions")
+    best = prediction.labels[0]
+    st.caption(
+        f"The model is {prediction.probabilities[0]:.0%} sure this is **{best}**. Bars show the five "
+        "most likely classes; probabilities over all classes add up to 100%."
+    )
+
+total_params = sum(p.numel() for p in handle.model.parameters())
+columns = st.columns(4)
+columns[0].metric("Parameters", f"{total_params / 1e6:.1f} M")
+columns[1].metric("Input", f"{handle.input_size[1]}×{handle.input_size[0]}")
+columns[2].metric("Layers", f"{len(handle.layers)} ({len(handle.blocks())} blocks)")
+columns[3].metric("Runs on", str(handle.device).upper())
+
+st.subheader("Layers")
+st.caption("Every module the image passes through, in order, with the shape of what it outputs "
+           "(channels × height × width) and how many learned numbers it holds.")
+blocks_only = st.toggle("Blocks only", value=False, key="overview_blocks_only")
+rows = [
+    {
+        "name": info.name,
+        "type": info.type_name,
+        "output shape": info.shape_text,
+        "parameters": info.params,
+        "block": info.block,
+    }
+    for info in (handle.blocks() if blocks_only else handle.layers.values())
+]
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=420)

@@ -1,0 +1,229 @@
+"""The sidebar shared by every page: model, image, layer and filter (channel).
+
+It keeps what a person chose in ``st.session_state`` and hands pages a :class:`Selection`.
+Anything a person can get wrong (an unreadable upload, a model whose weights cannot be
+fetched) becomes a message in the sidebar while the previous, working choice stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import streamlit as st
+from PIL import Image
+
+import vis_core
+from dashboard import cache
+from vis_core import ModelHandle
+from vis_core.weights import offline_available
+
+#: Uploaded images are kept per session at most this long on their longer side.
+SESSION_MAX_SIDE = 2048
+#: Models offered first (others follow alphabetically). Vision transformers are left out:
+#: this is a tool for convolutional networks.
+FEATURED_MODELS = ("mobilenet_v2", "resnet18", "resnet50", "vgg16", "alexnet", "googlenet", "efficientnet_b0")
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """The image in use: a cache key, a label for captions, and the RGB image."""
+
+    key: str
+    label: str
+    image: Image.Image
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the sidebar selected, for the pages."""
+
+    handle: ModelHandle
+    image: ImageEntry
+    layer: str
+    channel: int
+
+    @property
+    def model_key(self) -> str:
+        return self.handle.key
+
+
+def model_choices() -> list[str]:
+    """Convolutional torchvision classifiers, featured ones first."""
+    convolutional = [
+        name
+        for name in vis_core.classification_models()
+        if not name.startswith(("vit_", "swin_", "maxvit"))
+    ]
+    rest = sorted(set(convolutional) - set(FEATURED_MODELS))
+    return [name for name in FEATURED_MODELS if name in convolutional] + rest
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def offline_models() -> frozenset[str]:
+    """Models whose default weights are on disk (checked at most once a minute)."""
+    from vis_core.models import resolve_weights
+
+    found = set()
+    for name in model_choices():
+        try:
+            if offline_available(resolve_weights(name, None)):
+                found.add(name)
+        except vis_core.VisCoreError:
+            continue
+    return frozenset(found)
+
+
+def _model_label(name: str) -> str:
+    return f"{name}  ✓ offline" if name in offline_models() else name
+
+
+def _flash(message: str) -> None:
+    st.session_state.setdefault("_flash", []).append(message)
+
+
+def _show_flash() -> None:
+    for message in st.session_state.pop("_flash", []):
+        st.error(message, icon="⚠️")
+
+
+def _on_model_change() -> None:
+    name = st.session_state["model_choice"]
+    try:
+        cache.model(name)
+    except vis_core.VisCoreError as exc:
+        _flash(str(exc))
+        st.session_state["model_choice"] = st.session_state.get("model_name", vis_core.DEFAULT_MODEL)
+        return
+    st.session_state["model_name"] = name
+
+
+def _accept_image(key: str, label: str, image: Image.Image) -> None:
+    if max(image.size) > SESSION_MAX_SIDE:
+        image = image.copy()
+        image.thumbnail((SESSION_MAX_SIDE, SESSION_MAX_SIDE), Image.Resampling.LANCZOS)
+    st.session_state["image_entry"] = ImageEntry(key, label, image)
+
+
+def _on_file(widget_key: str, label: str) -> None:
+    uploaded = st.session_state.get(widget_key)
+    if uploaded is None:
+        return
+    data = uploaded.getvalue()
+    try:
+        image = vis_core.load_image(data)
+    except vis_core.ImageError as exc:
+        _flash(f"{getattr(uploaded, 'name', 'The file')}: {exc} The previous image is still in use.")
+        return
+    digest = hashlib.sha256(data).hexdigest()[:20]
+    _accept_image(f"upload:{digest}", f"{label} {getattr(uploaded, 'name', '')}".strip(), image)
+
+
+def _on_sample() -> None:
+    name = st.session_state["sample_choice"]
+    _accept_image(f"sample:{name}", name, vis_core.sample_image(name))
+
+
+def _image_controls() -> None:
+    st.radio("Image source", ["Sample photo", "Upload", "Camera"], key="image_source", horizontal=True)
+    source = st.session_state["image_source"]
+    if source == "Sample photo":
+        st.selectbox("Sample photo", vis_core.sample_names(), key="sample_choice", on_change=_on_sample)
+    elif source == "Upload":
+        st.file_uploader(
+            "Upload an image (PNG, JPEG, WEBP, GIF, BMP)",
+            type=UPLOAD_TYPES,
+            key="upload",
+            on_change=_on_file,
+            args=("upload", "upload"),
+        )
+    else:
+        st.camera_input("Take a photo", key="camera", on_change=_on_file, args=("camera", "camera"))
+    if "image_entry" not in st.session_state:
+        _on_sample()
+    entry: ImageEntry = st.session_state["image_entry"]
+    st.image(entry.image, caption=f"In use: {entry.label}", width=160)
+
+
+def _layer_label(handle: ModelHandle):
+    def label(name: str) -> str:
+        info = handle.layers[name]
+        indent = "" if info.is_block else "  ↳ "
+        return f"{indent}{name} · {info.type_name} · {info.shape_text}"
+
+    return label
+
+
+def default_layer(handle: ModelHandle) -> str:
+    """A middle-depth spatial block: detailed enough to see shapes, deep enough to be abstract."""
+    spatial = [info.name for info in handle.blocks() if info.is_spatial]
+    return spatial[int(len(spatial) * 0.55)] if spatial else next(iter(handle.layers))
+
+
+def _layer_controls(handle: ModelHandle) -> tuple[str, int]:
+    show_all = st.toggle("Show sub-layers", key="show_sublayers", help="List every module, not only blocks.")
+    options = [
+        info.name
+        for info in handle.layers.values()
+        if (show_all or info.is_block) and len(info.output_shape) in (1, 3)
+    ]
+    if st.session_state.get("layer_choice") not in options:
+        previous = st.session_state.get("layer_choice")
+        fallback = handle.layers[previous].block if previous in handle.layers else default_layer(handle)
+        st.session_state["layer_choice"] = fallback if fallback in options else default_layer(handle)
+    layer = st.selectbox(
+        "Layer",
+        options,
+        key="layer_choice",
+        format_func=_layer_label(handle),
+        help="Type to search. Blocks are listed in the order the image flows through them.",
+    )
+    channels = handle.layers[layer].channels
+    current = st.session_state.get("channel_choice", 0)
+    if not isinstance(current, int) or not 0 <= current < channels:
+        st.session_state["channel_choice"] = 0
+    channel = st.number_input(
+        f"Filter (channel) 0–{channels - 1}",
+        min_value=0,
+        max_value=channels - 1,
+        step=1,
+        key="channel_choice",
+        help="Each channel is one filter's response map.",
+    )
+    return layer, int(channel)
+
+
+def render() -> Selection:
+    """Draw the shared sidebar and return the current selection."""
+    with st.sidebar:
+        _show_flash()
+        st.session_state.setdefault("model_name", vis_core.DEFAULT_MODEL)
+        st.session_state.setdefault("model_choice", st.session_state["model_name"])
+        st.selectbox(
+            "Model",
+            model_choices(),
+            key="model_choice",
+            on_change=_on_model_change,
+            format_func=_model_label,
+            help="Pretrained torchvision classifiers. Models marked offline work without a network.",
+        )
+        try:
+            handle = cache.model(st.session_state["model_name"])
+        except vis_core.VisCoreError as exc:  # the remembered model broke: fall back to the default
+            st.error(str(exc))
+            st.session_state["model_name"] = st.session_state["model_choice"] = vis_core.DEFAULT_MODEL
+            handle = cache.model(vis_core.DEFAULT_MODEL)
+        _image_controls()
+        layer, channel = _layer_controls(handle)
+    selection = Selection(handle, st.session_state["image_entry"], layer, channel)
+    st.session_state["selection"] = selection
+    return selection
+
+
+def current() -> Selection:
+    """The selection made by the sidebar in this run (pages call this)."""
+    selection = st.session_state.get("selection")
+    if selection is None:
+        selection = render()
+    return selection
