@@ -1,0 +1,234 @@
+"""Engine contracts: model handle, layer index, guard, feature maps, hooks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models import MobileNet_V2_Weights
+
+import vis_core
+from vis_core import ModelHandle, hook_count, state_dict_hash
+from vis_core.hooks import StopForward, capture
+
+from .conftest import ReusedReLUNet, make_handle
+
+
+def test_engine_imports_without_ui_libraries():
+    code = (
+        "import sys, vis_core, vis_core.cli, vis_core.render, vis_core.featuremaps;"
+        "bad=[m for m in ('streamlit','plotly') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_default_model_is_offline_mobilenet(handle: ModelHandle):
+    assert handle.name == "mobilenet_v2"
+    assert handle.weights == "MobileNet_V2_Weights.IMAGENET1K_V1"
+    assert len(handle.labels) == 1000 and handle.labels[285] == "Egyptian cat"
+    assert handle.input_size == (224, 224) and handle.resize_size == 256
+    assert not handle.model.training
+    assert all(not p.requires_grad for p in handle.model.parameters())
+
+
+def test_preprocess_matches_torchvision_transforms(handle: ModelHandle, cat):
+    reference = MobileNet_V2_Weights.IMAGENET1K_V1.transforms()(cat).unsqueeze(0)
+    ours = handle.preprocess(cat)
+    assert ours.shape == (1, 3, 224, 224)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+def test_prediction_on_real_photos(handle: ModelHandle, cat):
+    prediction = vis_core.predict(handle, cat, k=5)
+    assert prediction.labels[0] in {"Egyptian cat", "tabby", "tiger cat"}
+    assert sum(prediction.probabilities) <= 1.0 + 1e-9
+    assert list(prediction.probabilities) == sorted(prediction.probabilities, reverse=True)
+    coffee = vis_core.predict(handle, vis_core.sample_image("coffee"), k=5)
+    assert "espresso" in coffee.labels or "cup" in coffee.labels
+
+
+def test_layer_index_of_default_model(handle: ModelHandle):
+    layers = handle.layers
+    assert layers["features.10"].output_shape == (64, 14, 14)
+    assert layers["features.0"].output_shape == (32, 112, 112)
+    assert layers["classifier.1"].output_shape == (1000,)
+    assert layers["features.10"].is_block and not layers["features.10.conv.0.0"].is_block
+    assert not layers["features"].is_block  # a plain container
+    modules = dict(handle.model.named_modules())
+    assert layers["features.10"].params == sum(p.numel() for p in modules["features.10"].parameters())
+    orders = [info.order for info in layers.values()]
+    assert orders == sorted(orders)
+    # BatchNorm outputs feed in-place ReLU6: the index knows they are overwritten.
+    assert layers["features.0.1"].overwritten_in_place
+    assert not layers["features.0"].overwritten_in_place
+    assert handle.last_spatial_layer() == "features.18"
+
+
+def test_reused_module_and_calls_are_indexed():
+    tiny = make_handle(ReusedReLUNet(3, 32))
+    assert tiny.layers["relu"].calls == 3
+    assert tiny.layers["relu"].output_shape == (8, 32, 32)  # first call
+    assert tiny.layers["bn1"].overwritten_in_place
+
+
+def _independent_forward(model, x):
+    """Activations recomputed by hand, without hooks."""
+    with torch.no_grad():
+        out = {}
+        out["conv1"] = model.conv1(x)
+        out["bn1"] = model.bn1(out["conv1"])
+        out["relu"] = torch.relu(out["bn1"])
+        out["conv2"] = model.conv2(out["relu"])
+        out["conv3"] = model.conv3(torch.relu(out["conv2"]))
+        out["head"] = model.head(torch.relu(torch.relu(out["conv3"]) - 0.1).flatten(1))
+    return out
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_captured_activations_equal_independent_forward(channels):
+    torch.manual_seed(0)
+    handle = make_handle(ReusedReLUNet(channels, 32), grayscale=channels == 1)
+    image = vis_core.sample_image("astronaut")
+    maps = vis_core.feature_maps(handle, image)
+    expected = _independent_forward(handle.model, handle.preprocess(image))
+    for name, tensor in expected.items():
+        want = tensor[0].numpy()
+        want = want[:, None, None] if want.ndim == 1 else want
+        np.testing.assert_allclose(maps.activations[name], want, rtol=1e-5, atol=1e-6, err_msg=name)
+    # the BatchNorm output was captured before the in-place ReLU overwrote it
+    assert (maps.activations["bn1"] < 0).any()
+    np.testing.assert_allclose(maps.logits, expected["head"][0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_feature_maps_of_real_model_match_truncated_forward(handle: ModelHandle, cat):
+    maps = vis_core.feature_maps(handle, cat, ["features.10", "features.3.conv.0.1"])
+    x = handle.preprocess(cat)
+    with torch.no_grad():
+        reference = handle.model.features[:11](x)[0].numpy()
+        bn = handle.model.features[3].conv[0][1](handle.model.features[3].conv[0][0](handle.model.features[:3](x)))
+    np.testing.assert_allclose(maps.activations["features.10"], reference, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(maps.activations["features.3.conv.0.1"], bn[0].numpy(), rtol=1e-4, atol=1e-5)
+    assert maps.logits is None  # stopped after the deepest requested layer
+    assert list(maps.activations) == ["features.3.conv.0.1", "features.10"] or set(maps.activations) == {
+        "features.10",
+        "features.3.conv.0.1",
+    }
+
+
+def test_all_layers_in_one_pass_and_stats(handle: ModelHandle, cat):
+    maps = vis_core.feature_maps(handle, cat)
+    assert maps.logits is not None and maps.logits.shape == (1000,)
+    assert maps.prediction(handle).indices == vis_core.predict(handle, cat).indices
+    assert len(maps.activations) >= 150
+    stats = {row.name: row for row in maps.stats()}
+    array = maps.activations["features.4"]
+    assert stats["features.4"].mean == pytest.approx(float(array.mean()), rel=1e-5)
+    relu = maps.activations["features.2.conv.0"]  # after ReLU6: no negatives, many zeros
+    assert relu.min() >= 0 and stats["features.2.conv.0"].zero_fraction > 0.2
+    top = maps.top_channels("features.10", 5, by="max")
+    maxima = array_max = maps.activations["features.10"].reshape(64, -1).max(axis=1)
+    assert top == list(np.argsort(-array_max, kind="stable")[:5]) and maxima[top[0]] == maxima.max()
+    with pytest.raises(ValueError):
+        maps.activations["features.10"][0, 0, 0] = 1.0  # read-only: safe to share between sessions
+
+
+def _model_state(model):
+    return (
+        hook_count(model),
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        [p.grad for p in model.parameters()],
+    )
+
+
+def test_guard_restores_everything_after_exception(tiny: ModelHandle):
+    before_state, before_hash = _model_state(tiny.model), state_dict_hash(tiny.model)
+    with pytest.raises(RuntimeError, match="boom"), tiny.guard() as model:
+        model.train()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        model(torch.randn(2, tiny.input_channels, *tiny.input_size)).sum().backward()
+        model.register_forward_hook(lambda *a: None)
+        list(model.modules())[1].register_forward_pre_hook(lambda *a: None)
+        raise RuntimeError("boom")
+    after = _model_state(tiny.model)
+    assert after[0] == before_state[0]
+    assert after[1] == before_state[1] and after[2] == before_state[2]
+    assert all(g is None for g in after[3])
+    # train mode ran BatchNorm and changed running stats: that is a real change the guard
+    # cannot undo, so engine code must never do it; the hash sees it.
+    assert state_dict_hash(tiny.model) != before_hash
+
+
+def test_feature_maps_leave_model_untouched(tiny: ModelHandle):
+    image = vis_core.sample_image("rocket")
+    before_state, before_hash = _model_state(tiny.model), state_dict_hash(tiny.model)
+    vis_core.feature_maps(tiny, image)
+    some = [n for n, i in tiny.layers.items() if len(i.output_shape) in (1, 3)][:2]
+    vis_core.feature_maps(tiny, image, some)
+    assert _model_state(tiny.model) == before_state
+    assert state_dict_hash(tiny.model) == before_hash
+
+
+def test_capture_removes_hooks_after_exception(tiny: ModelHandle):
+    names = list(tiny.layers)[:3]
+    baseline = hook_count(tiny.model)
+    with pytest.raises(ZeroDivisionError), capture(tiny.model, names) as record:
+        tiny.model(torch.zeros(1, tiny.input_channels, *tiny.input_size))
+        assert hook_count(tiny.model) == baseline + len(names)
+        assert set(record.outputs) == set(names)
+        _ = 1 / 0
+    assert hook_count(tiny.model) == baseline
+
+
+def test_stop_forward_skips_later_layers():
+    handle = make_handle(ReusedReLUNet(3, 32))
+    ran = []
+    handle.model.head.register_forward_hook(lambda *a: ran.append("head"))
+    try:
+        with capture(handle.model, ["conv2"], stop_when_done=True) as record, pytest.raises(StopForward):
+            handle.model(torch.zeros(1, 3, 32, 32))
+    finally:
+        handle.model.head._forward_hooks.clear()
+    assert "conv2" in record.outputs and ran == []
+
+
+def test_concurrent_feature_maps_equal_single_thread(handle: ModelHandle):
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["chelsea", "coffee", "astronaut", "rocket"]
+    images = [vis_core.sample_image(n) for n in names]
+    layers = ["features.4", "features.14"]
+    single = [vis_core.feature_maps(handle, im, layers) for im in images]
+    before_hash = state_dict_hash(handle.model)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda i: vis_core.feature_maps(handle, images[i % 4], layers), range(12)))
+    for i, result in enumerate(results):
+        for layer in layers:
+            np.testing.assert_array_equal(result.activations[layer], single[i % 4].activations[layer])
+    assert hook_count(handle.model) == 0
+    assert all(p.grad is None for p in handle.model.parameters())
+    assert state_dict_hash(handle.model) == before_hash
+
+
+def test_errors_are_clear(handle: ModelHandle, cat):
+    with pytest.raises(vis_core.ParameterError, match="Did you mean 'features.10'"):
+        vis_core.feature_maps(handle, cat, ["features.100"])
+    with pytest.raises(vis_core.ParameterError, match="out of range"):
+        handle.check_channel("features.10", 64)
+    with pytest.raises(vis_core.ModelError, match="Unknown model"):
+        vis_core.load_model("not_a_model")
+    with pytest.raises(vis_core.ModelError, match="Unknown weights"):
+        vis_core.load_model("mobilenet_v2", weights="IMAGENET9K")
+
+
+def test_elongated_image_is_bounded(handle: ModelHandle):
+    from PIL import Image
+
+    strip = Image.new("RGB", (10000, 3), (200, 10, 10))
+    assert handle.preprocess(strip).shape == (1, 3, 224, 224)
+    assert handle.preprocess(Image.new("RGB", (1, 1))).shape == (1, 3, 224, 224)
