@@ -1,8 +1,9 @@
 """Entry point: ``streamlit run dashboard/app.py``.
 
-Sets up the page, draws the shared sidebar (model, image, layer, filter) and runs the page
-chosen in the navigation. Pages stay thin: they read their controls, call one engine
-function through ``dashboard.cache``, and draw the result.
+Sets up the page, draws the sidebar shared by every page (model, image, layer, filter) and
+runs the page chosen in the navigation. Pages stay thin: they take the selection with
+``sidebar.current()``, read their own controls, call one engine function through
+``dashboard.cache``, and draw the result.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import streamlit as st  # noqa: E402
 
 from dashboard import sidebar  # noqa: E402
 
-PAGES_DIR = Path(__file__).parent / "pages"
+PAGES_DIR = (
+    Path(__file__).parent / "views"
+)  # not "pages/": that name switches on Streamlit's older automatic multipage mode
 
 st.set_page_config(page_title="Inside a CNN", page_icon="🔬", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page(PAGES_DIR / "overview.py", title="Overview", icon="🏠", default=True),
-        st.Page(PAGES_DIR / "feature_maps.py", title="Feature maps", icon="🧩"),
+        st.Page(PAGES_DIR / "overview.py", title="Overview", icon=":material/home:", default=True),
+        st.Page(PAGES_DIR / "feature_maps.py", title="Feature maps", icon=":material/grid_view:"),
     ]
 )
 sidebar.render()

@@ -17,7 +17,7 @@ from vis_core import LayerStats, Prediction
 
 COLORSCALES = ("Viridis", "Inferno", "Magma", "Plasma", "Cividis", "Greys", "RdBu_r")
 #: Upper bound on heatmap cells drawn in one channel grid (keeps the page light).
-MOSAIC_CELL_BUDGET = 200_000
+MOSAIC_CELL_BUDGET = 205_000
 
 _MARGIN = dict(l=10, r=10, t=40, b=10)
 
@@ -60,6 +60,7 @@ def channel_heatmap(
                 customdata=customdata,
                 colorscale=colorscale,
                 opacity=opacity,
+                zsmooth="best",  # over a photo, a smooth map reads better than blocks
                 hovertemplate=hover,
                 colorbar=dict(title="activation"),
             )
@@ -109,8 +110,10 @@ def channel_mosaic(
     count = len(channels)
     columns = max(1, min(columns, count))
     grid_rows = math.ceil(count / columns)
-    gap = 1
-    height = grid_rows * (rows_px + gap) - gap
+    scale = tile_px / max(rows_px, cols_px)  # screen pixels per activation cell
+    gap = max(1, math.ceil(4 / scale))  # between columns
+    label_gap = max(1, math.ceil(16 / scale))  # room above each row for the channel numbers
+    height = grid_rows * (rows_px + label_gap)
     width = columns * (cols_px + gap) - gap
     z = np.full((height, width), np.nan, dtype=np.float32)
     custom = np.full((height, width, 4), np.nan, dtype=np.float32)
@@ -119,7 +122,7 @@ def channel_mosaic(
     shapes = []
     for slot, channel in enumerate(channels):
         row, column = divmod(slot, columns)
-        top, left = row * (rows_px + gap), column * (cols_px + gap)
+        top, left = label_gap + row * (rows_px + label_gap), column * (cols_px + gap)
         values = activations[channel].astype(np.float32)
         shown = values
         if per_channel_scale:
@@ -130,13 +133,26 @@ def channel_mosaic(
             [np.full_like(values, channel), grid_y, grid_x, values], axis=-1
         )
         annotations.append(
-            dict(x=left - 0.5, y=top - 0.5, text=str(channel), showarrow=False, xanchor="left", yanchor="bottom",
-                 font=dict(size=10, color="#444"))
+            dict(
+                x=left - 0.5,
+                y=top - 0.5,
+                text=str(channel),
+                showarrow=False,
+                xanchor="left",
+                yanchor="bottom",
+                font=dict(size=10, color="#444"),
+            )
         )
         if channel == highlight:
             shapes.append(
-                dict(type="rect", x0=left - 0.5, x1=left + cols_px - 0.5, y0=top - 0.5, y1=top + rows_px - 0.5,
-                     line=dict(color="#e4572e", width=3))
+                dict(
+                    type="rect",
+                    x0=left - 0.5,
+                    x1=left + cols_px - 0.5,
+                    y0=top - 0.5,
+                    y1=top + rows_px - 0.5,
+                    line=dict(color="#e4572e", width=3),
+                )
             )
     figure = go.Figure(
         go.Heatmap(
@@ -149,13 +165,12 @@ def channel_mosaic(
             hoverongaps=False,
         )
     )
-    scale = tile_px / max(rows_px, cols_px)
     figure.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
     figure.update_xaxes(visible=False, constrain="domain")
     figure.update_layout(
         annotations=annotations,
         shapes=shapes,
-        height=int(min(2400, max(200, grid_rows * (rows_px + gap) * scale + 80))),
+        height=int(min(2400, max(200, height * scale + 60))),
         margin=dict(l=10, r=10, t=30, b=10),
         plot_bgcolor="white",
     )
@@ -163,8 +178,9 @@ def channel_mosaic(
 
 
 def page_size_for(rows_px: int, cols_px: int, wanted: int) -> int:
-    """How many tiles of this size fit in :data:`MOSAIC_CELL_BUDGET` (at least 1)."""
-    return max(1, min(wanted, MOSAIC_CELL_BUDGET // max(1, rows_px * cols_px)))
+    """How many tiles of this size fit in :data:`MOSAIC_CELL_BUDGET` (at least 1; whole rows of 8)."""
+    fit = min(wanted, MOSAIC_CELL_BUDGET // max(1, rows_px * cols_px))
+    return max(1, fit - fit % 8 if fit >= 8 else fit)
 
 
 def vector_bars(values: np.ndarray, *, title: str, highlight: int | None = None, labels: Sequence[str] | None = None):
@@ -183,13 +199,23 @@ def layer_profile(stats: Sequence[LayerStats], selected: str | None = None) -> g
     names = [row.name for row in stats]
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     figure.add_trace(
-        go.Scatter(x=names, y=[row.mean for row in stats], name="mean activation", mode="lines+markers",
-                   hovertemplate="%{x}<br>mean %{y:.4f}<extra></extra>"),
+        go.Scatter(
+            x=names,
+            y=[row.mean for row in stats],
+            name="mean activation",
+            mode="lines+markers",
+            hovertemplate="%{x}<br>mean %{y:.4f}<extra></extra>",
+        ),
         secondary_y=False,
     )
     figure.add_trace(
-        go.Scatter(x=names, y=[row.zero_fraction for row in stats], name="fraction of zeros", mode="lines+markers",
-                   hovertemplate="%{x}<br>%{y:.1%} zeros<extra></extra>"),
+        go.Scatter(
+            x=names,
+            y=[row.zero_fraction for row in stats],
+            name="fraction of zeros",
+            mode="lines+markers",
+            hovertemplate="%{x}<br>%{y:.1%} zeros<extra></extra>",
+        ),
         secondary_y=True,
     )
     if selected in names:
@@ -213,5 +239,7 @@ def prediction_bars(prediction: Prediction) -> go.Figure:
             marker_color="#4c78a8",
         )
     )
-    figure.update_layout(height=300, margin=_MARGIN, xaxis=dict(range=[0, 1], tickformat=".0%"), title="Top-5 predictions")
+    figure.update_layout(
+        height=300, margin=_MARGIN, xaxis=dict(range=[0, 1], tickformat=".0%"), title="Top-5 predictions"
+    )
     return figure

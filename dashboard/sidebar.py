@@ -52,9 +52,7 @@ class Selection:
 def model_choices() -> list[str]:
     """Convolutional torchvision classifiers, featured ones first."""
     convolutional = [
-        name
-        for name in vis_core.classification_models()
-        if not name.startswith(("vit_", "swin_", "maxvit"))
+        name for name in vis_core.classification_models() if not name.startswith(("vit_", "swin_", "maxvit"))
     ]
     rest = sorted(set(convolutional) - set(FEATURED_MODELS))
     return [name for name in FEATURED_MODELS if name in convolutional] + rest
@@ -84,8 +82,9 @@ def _flash(message: str) -> None:
 
 
 def _show_flash() -> None:
+    """Errors from the last interaction, at the top of the page where nobody misses them."""
     for message in st.session_state.pop("_flash", []):
-        st.error(message, icon="⚠️")
+        st.error(message, icon=":material/error:")
 
 
 def _on_model_change() -> None:
@@ -149,8 +148,8 @@ def _image_controls() -> None:
 def _layer_label(handle: ModelHandle):
     def label(name: str) -> str:
         info = handle.layers[name]
-        indent = "" if info.is_block else "  ↳ "
-        return f"{indent}{name} · {info.type_name} · {info.shape_text}"
+        indent = "" if info.is_block else "↳ "
+        return f"{indent}{name} · {info.shape_text} · {info.type_name}"
 
     return label
 
@@ -164,9 +163,7 @@ def default_layer(handle: ModelHandle) -> str:
 def _layer_controls(handle: ModelHandle) -> tuple[str, int]:
     show_all = st.toggle("Show sub-layers", key="show_sublayers", help="List every module, not only blocks.")
     options = [
-        info.name
-        for info in handle.layers.values()
-        if (show_all or info.is_block) and len(info.output_shape) in (1, 3)
+        info.name for info in handle.layers.values() if (show_all or info.is_block) and len(info.output_shape) in (1, 3)
     ]
     if st.session_state.get("layer_choice") not in options:
         previous = st.session_state.get("layer_choice")
@@ -195,11 +192,13 @@ def _layer_controls(handle: ModelHandle) -> tuple[str, int]:
 
 
 def render() -> Selection:
-    """Draw the shared sidebar and return the current selection."""
+    """Draw the shared sidebar and return the current selection (``app.py`` calls it once per run)."""
+    st.session_state.setdefault("model_name", vis_core.DEFAULT_MODEL)
+    st.session_state.setdefault("model_choice", st.session_state["model_name"])
+    if st.session_state["model_choice"] != st.session_state["model_name"]:
+        _on_model_change()  # a choice made outside the widget (URL state, tests): same rules
+    _show_flash()
     with st.sidebar:
-        _show_flash()
-        st.session_state.setdefault("model_name", vis_core.DEFAULT_MODEL)
-        st.session_state.setdefault("model_choice", st.session_state["model_name"])
         st.selectbox(
             "Model",
             model_choices(),
@@ -212,7 +211,7 @@ def render() -> Selection:
             handle = cache.model(st.session_state["model_name"])
         except vis_core.VisCoreError as exc:  # the remembered model broke: fall back to the default
             st.error(str(exc))
-            st.session_state["model_name"] = st.session_state["model_choice"] = vis_core.DEFAULT_MODEL
+            st.session_state["model_name"] = vis_core.DEFAULT_MODEL
             handle = cache.model(vis_core.DEFAULT_MODEL)
         _image_controls()
         layer, channel = _layer_controls(handle)
@@ -222,8 +221,6 @@ def render() -> Selection:
 
 
 def current() -> Selection:
-    """The selection made by the sidebar in this run (pages call this)."""
+    """The selection the sidebar made in this run (``app.py`` draws it before every page)."""
     selection = st.session_state.get("selection")
-    if selection is None:
-        selection = render()
-    return selection
+    return selection if selection is not None else render()

@@ -36,15 +36,18 @@ with right:
     )
 
 total_params = sum(p.numel() for p in handle.model.parameters())
-columns = st.columns(4)
+columns = st.columns(5)
 columns[0].metric("Parameters", f"{total_params / 1e6:.1f} M")
 columns[1].metric("Input", f"{handle.input_size[1]}×{handle.input_size[0]}")
-columns[2].metric("Layers", f"{len(handle.layers)} ({len(handle.blocks())} blocks)")
-columns[3].metric("Runs on", str(handle.device).upper())
+columns[2].metric("Blocks", len(handle.blocks()), help="Top-level building blocks, as listed in the sidebar.")
+columns[3].metric("Modules", len(handle.layers), help="Every module with an output, sub-layers included.")
+columns[4].metric("Runs on", str(handle.device).upper())
 
 st.subheader("Layers")
-st.caption("Every module the image passes through, in order, with the shape of what it outputs "
-           "(channels × height × width) and how many learned numbers it holds.")
+st.caption(
+    "Every module the image passes through, in order, with the shape of what it outputs "
+    "(channels × height × width) and how many learned numbers it holds."
+)
 blocks_only = st.toggle("Blocks only", value=False, key="overview_blocks_only")
 rows = [
     {

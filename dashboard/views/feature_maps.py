@@ -28,9 +28,13 @@ with st.sidebar:
     st.subheader("Feature maps")
     show = st.radio("Channels to show", ["All (paged)", "Top-N by mean", "Top-N by max"], key="fm_show")
     colorscale = st.selectbox("Colour scale", figures.COLORSCALES, key="fm_colorscale")
-    per_channel = st.toggle("Scale each map on its own", value=True, key="fm_per_channel",
-                            help="On: every map uses its full colour range, so shapes stand out. "
-                                 "Off: one range for all, so strengths can be compared.")
+    per_channel = st.toggle(
+        "Scale each map on its own",
+        value=True,
+        key="fm_per_channel",
+        help="On: every map uses its full colour range, so shapes stand out. "
+        "Off: one range for all, so strengths can be compared.",
+    )
     overlay = st.toggle("Overlay on the image", value=True, key="fm_overlay")
     opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="fm_opacity", disabled=not overlay)
 
@@ -38,17 +42,24 @@ channel_map = activation[channel]
 if rows_px * cols_px == 1:
     st.subheader(f"{layer} is a vector of {channels} numbers")
     labels = list(handle.labels) if channels == len(handle.labels) else None
-    st.plotly_chart(figures.vector_bars(activation[:, 0, 0], title=f"{layer} ({info.type_name})",
-                                        highlight=channel, labels=labels), width="stretch", key="fm_vector")
-    st.caption("This layer has no height or width left: each bar is one unit. "
-               f"Unit {channel} is highlighted.")
+    st.plotly_chart(
+        figures.vector_bars(activation[:, 0, 0], title=f"{layer} ({info.type_name})", highlight=channel, labels=labels),
+        width="stretch",
+        key="fm_vector",
+    )
+    st.caption(f"This layer has no height or width left: each bar is one unit. Unit {channel} is highlighted.")
 else:
     big, facts = st.columns([2, 1])
     with big:
         background = cache.model_view(handle.key, entry.key, handle, entry.image) if overlay else None
         st.plotly_chart(
-            figures.channel_heatmap(channel_map, title=f"{layer} · filter {channel}", background=background,
-                                    opacity=opacity, colorscale=colorscale),
+            figures.channel_heatmap(
+                channel_map,
+                title=f"{layer} · filter {channel}",
+                background=background,
+                opacity=opacity,
+                colorscale=colorscale,
+            ),
             width="stretch",
             key="fm_channel",
         )
@@ -58,8 +69,10 @@ else:
         st.metric("Strongest response", f"{channel_map.max():.4f}")
         st.metric("Zeros", f"{(channel_map == 0).mean():.0%}")
         st.metric("Rank in layer (by mean)", f"{rank} of {channels}")
-        st.caption(f"This map is {cols_px}×{rows_px}: each cell covers about "
-                   f"{handle.input_size[1] / cols_px:.0f} pixels of the {handle.input_size[1]}-pixel input.")
+        st.caption(
+            f"This map is {cols_px}×{rows_px}: each cell covers about "
+            f"{handle.input_size[1] / cols_px:.0f} pixels of the {handle.input_size[1]}-pixel input."
+        )
 
     st.subheader(f"All filters of {layer}")
     if show == "All (paged)":
@@ -68,7 +81,9 @@ else:
         page = 1
         if pages > 1:
             default_page = channel // page_size + 1
-            page = st.number_input(f"Page (of {pages}, {page_size} maps each)", 1, pages, default_page, key=f"fm_page_{layer}")
+            page = st.number_input(
+                f"Page (of {pages}, {page_size} maps each)", 1, pages, default_page, key=f"fm_page_{layer}"
+            )
         shown = list(range((page - 1) * page_size, min(channels, page * page_size)))
         st.caption(f"Channels {shown[0]}–{shown[-1]} of {channels}. Hover a map for its values.")
     else:
@@ -78,15 +93,18 @@ else:
         shown = maps.top_channels(layer, top_n, by=by)
         st.caption(f"The {top_n} filters with the highest {by} activation, strongest first.")
     st.plotly_chart(
-        figures.channel_mosaic(activation, shown, colorscale=colorscale, per_channel_scale=per_channel,
-                               highlight=channel),
+        figures.channel_mosaic(
+            activation, shown, colorscale=colorscale, per_channel_scale=per_channel, highlight=channel
+        ),
         width="stretch",
         key="fm_mosaic",
     )
 
 st.subheader("From edges to objects: every block at a glance")
-st.caption("Left axis: the average activation of each block; right axis: the share of exact zeros. "
-           "Deeper blocks are usually sparser: fewer filters fire, each for something more specific.")
+st.caption(
+    "Left axis: the average activation of each block; right axis: the share of exact zeros. "
+    "Deeper blocks are usually sparser: fewer filters fire, each for something more specific."
+)
 block_names = {b.name for b in handle.blocks()}
 stats = [row for row in maps.stats() if row.name in block_names]
 st.plotly_chart(figures.layer_profile(stats, selected=info.block), width="stretch", key="fm_profile")

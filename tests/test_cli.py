@@ -1,0 +1,98 @@
+"""`python -m vis_core`: each command, its JSON summary, and exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vis_core.cli import main
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_predict_json(capsys):
+    code, out, err = run_cli(capsys, "predict", "--json", "--device", "cpu")
+    assert code == 0 and err == ""
+    summary = json.loads(out)
+    assert out.count("\n") == 1
+    assert summary["top"][0]["label"] == "Egyptian cat" and len(summary["top"]) == 5
+
+
+def test_predict_text_with_image_path(capsys, tmp_path):
+    from vis_core import sample_image
+
+    path = tmp_path / "coffee.jpg"
+    sample_image("coffee").save(path)
+    code, out, _ = run_cli(capsys, "predict", "--image", str(path), "--top", "3")
+    assert code == 0 and len(out.strip().splitlines()) == 3 and "%" in out
+
+
+def test_layers(capsys):
+    code, out, _ = run_cli(capsys, "layers", "--blocks", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["count"] == len(summary["layers"])
+    names = [row["name"] for row in summary["layers"]]
+    assert names[:2] == ["features.0", "features.1"] and "features.10" in names
+    assert next(r for r in summary["layers"] if r["name"] == "features.10")["shape"] == [64, 14, 14]
+
+
+def test_featuremaps_grid_and_channel(capsys, tmp_path):
+    grid = tmp_path / "grid.png"
+    code, out, _ = run_cli(capsys, "featuremaps", "--layer", "features.10", "--out", str(grid), "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["shape"] == [64, 14, 14]
+    picture = np.asarray(Image.open(grid))
+    assert picture.shape[0] > 300 and picture.shape[2] == 3 and picture.std() > 10
+    single = tmp_path / "one.png"
+    code, _, _ = run_cli(capsys, "featuremaps", "--layer", "features.10", "--channel", "5", "--out", str(single))
+    assert code == 0 and Image.open(single).size == (224, 224)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["featuremaps", "--layer", "nope", "--out", "x.png"], "Unknown layer"),
+        (["featuremaps", "--layer", "features.10", "--channel", "64", "--out", "x.png"], "out of range"),
+        (["featuremaps", "--layer", "features.10", "--channel", "-1", "--out", "x.png"], "expected 0 or more"),
+        (["featuremaps", "--layer", "features.10", "--out", "x.jpg"], ".png"),
+        (["predict", "--image", "/no/such/file.png"], "Cannot read"),
+        (["predict", "--model", "no_such_net"], "Unknown model"),
+        (["predict", "--device", "quantum"], "device"),
+        (["predict", "--bogus"], "unrecognized"),
+        (["nothing"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error:") and fragment in err
+
+
+def test_bad_image_file_exits_2(capsys, tmp_path):
+    bad = tmp_path / "fake.png"
+    bad.write_bytes(b"%PDF-1.4 not an image")
+    code, _, err = run_cli(capsys, "predict", "--image", str(bad))
+    assert code == 2 and "PDF" in err and err.count("\n") == 1
+
+
+def test_weights_check(capsys):
+    code, out, _ = run_cli(capsys, "weights", "--check", "--json")
+    assert code == 0 and json.loads(out)["offline"] is True
+
+
+def test_module_entry_point_and_help():
+    result = subprocess.run([sys.executable, "-m", "vis_core", "featuremaps", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--layer" in result.stdout and "--channel" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "vis_core", "layers", "--wat"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

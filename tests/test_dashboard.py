@@ -1,0 +1,142 @@
+"""AppTest runs of every page: the pages render, follow the sidebar, and report errors.
+
+Streamlit's AppTest drops sidebar elements from its element tree on reruns of an app that
+uses ``st.navigation`` (the real app is unaffected, as the browser tests show), so each
+scenario starts a fresh AppTest with the sidebar state set before its first run, and
+interactions that run callbacks are checked through the main area and session state.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+TIMEOUT = 120
+FEATURE_MAPS = "views/feature_maps.py"
+
+
+@pytest.fixture(autouse=True)
+def clear_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def start(page: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    if page:
+        at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest) -> list:
+    return list(at.get("plotly_chart"))
+
+
+def chart_titles(at: AppTest) -> str:
+    return " ".join(json.dumps(json.loads(chart.proto.spec), ensure_ascii=False) for chart in charts(at))
+
+
+def test_overview_page():
+    at = start()
+    assert at.title[0].value == "Overview"
+    assert "feature maps" in at.markdown[0].value
+    assert len(charts(at)) == 1 and "Egyptian cat" in chart_titles(at)
+    assert [m.label for m in at.metric] == ["Parameters", "Input", "Blocks", "Modules", "Runs on"]
+    assert at.metric[1].value == "224×224" and at.metric[0].value == "3.5 M"
+    table = at.dataframe[0].value
+    assert {"name", "type", "output shape", "parameters"} <= set(table.columns)
+    assert "features.10" in set(table["name"]) and len(table) > 150
+    assert table.set_index("name").loc["features.10", "output shape"] == "64×14×14"
+    assert not at.error
+    at.toggle(key="overview_blocks_only").set_value(True).run()
+    assert len(at.dataframe[0].value) == 21
+
+
+def test_sidebar_defaults_and_layer_labels():
+    at = start()
+    assert at.sidebar.selectbox(key="model_choice").value == "mobilenet_v2"
+    layer = at.sidebar.selectbox(key="layer_choice")
+    assert layer.value == "features.10"
+    assert "features.10 · 64×14×14 · InvertedResidual" in layer.options
+    assert all(".conv." not in option for option in layer.options)  # blocks only by default
+    assert at.sidebar.number_input(key="channel_choice").value == 0
+    assert at.sidebar.selectbox(key="sample_choice").value == "chelsea (cat)"
+
+
+def test_feature_maps_page_default():
+    at = start(FEATURE_MAPS)
+    assert at.title[0].value == "Feature maps"
+    assert len(charts(at)) == 3  # the chosen channel, the grid of channels, the profile across blocks
+    assert "features.10 · filter 0" in chart_titles(at)
+    assert [m.label for m in at.metric][:2] == ["Mean activation", "Strongest response"]
+    assert "Channels 0–63 of 64" in " ".join(c.value for c in at.caption)
+
+
+def test_feature_maps_follow_layer_and_channel():
+    at = start(FEATURE_MAPS, layer_choice="features.2", channel_choice=7)
+    assert "features.2 · filter 7" in chart_titles(at)
+    assert at.subheader[0].value == "All filters of features.2"
+    assert "56×56" in " ".join(c.value for c in at.caption)
+
+
+def test_feature_maps_paging_for_large_maps():
+    at = start(FEATURE_MAPS, layer_choice="features.0")  # 32 maps of 112×112: paged
+    captions = " ".join(c.value for c in at.caption)
+    assert "Channels 0–15 of 32" in captions
+    at.number_input(key="fm_page_features.0").set_value(2).run()
+    assert "Channels 16–31 of 32" in " ".join(c.value for c in at.caption)
+
+
+def test_top_n_mode():
+    at = start(FEATURE_MAPS, fm_show="Top-N by max", layer_choice="features.14")
+    assert at.slider(key="fm_top_n").value == 16
+    assert "16 filters with the highest max activation" in " ".join(c.value for c in at.caption)
+
+
+def test_channel_is_clamped_to_the_layer():
+    at = start(FEATURE_MAPS, layer_choice="features.1", channel_choice=1000)  # 16 channels
+    assert at.sidebar.number_input(key="channel_choice").value == 0
+    assert "features.1 · filter 0" in chart_titles(at)
+
+
+def test_sub_layers_and_vector_layers():
+    at = start(FEATURE_MAPS, show_sublayers=True, layer_choice="features.10.conv.0.1")
+    assert "features.10.conv.0.1 · filter 0" in chart_titles(at)
+    assert any(".conv." in option for option in at.sidebar.selectbox(key="layer_choice").options)
+    at = start(FEATURE_MAPS, layer_choice="classifier.1", channel_choice=285)
+    assert "vector of 1000" in at.subheader[0].value
+    assert "Egyptian cat" in chart_titles(at)
+
+
+def test_sample_change_updates_prediction():
+    at = start()
+    assert "Egyptian cat" in chart_titles(at)
+    at.sidebar.selectbox(key="sample_choice").set_value("coffee").run()  # runs the on_change callback
+    assert not at.exception
+    assert "espresso" in chart_titles(at) or "cup" in chart_titles(at)
+
+
+def test_unavailable_model_shows_error_and_keeps_previous(monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    at = start(FEATURE_MAPS, model_choice="resnet18")
+    errors = [e.value for e in at.error]
+    assert errors and "mobilenet_v2" in errors[0] and "could not be downloaded" in errors[0]
+    assert at.session_state["model_choice"] == "mobilenet_v2"
+    assert len(charts(at)) == 3  # the page still works with the previous model
