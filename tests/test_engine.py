@@ -216,7 +216,7 @@ def test_concurrent_feature_maps_equal_single_thread(handle: ModelHandle):
 
 
 def test_errors_are_clear(handle: ModelHandle, cat):
-    with pytest.raises(vis_core.ParameterError, match="Did you mean 'features.10'"):
+    with pytest.raises(vis_core.ParameterError, match=r"Did you mean 'features\.10'"):
         vis_core.feature_maps(handle, cat, ["features.100"])
     with pytest.raises(vis_core.ParameterError, match="out of range"):
         handle.check_channel("features.10", 64)

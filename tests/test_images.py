@@ -91,7 +91,7 @@ def test_tiff_is_refused_before_decoding(photo):
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP", "BMP"])
 def test_truncated_files_raise(photo, fmt):
     data = encode(photo, fmt)
-    with pytest.raises(ImageError, match="corrupt|truncated|unreadable"):
+    with pytest.raises(ImageError, match=r"corrupt|truncated|unreadable"):
         load_image(data[: len(data) // 2])
     from PIL import ImageFile
 
