@@ -23,7 +23,7 @@ def cat() -> Image.Image:
 
 
 class ReusedReLUNet(nn.Module):
-    """In-place ReLU, one ReLU module reused three times, a functional ReLU, BatchNorm, no pooling."""
+    """In-place ReLU module reused three times, an in-place functional ReLU, BatchNorm, no pooling."""
 
     def __init__(self, in_channels: int = 3, size: int = 32, classes: int = 4) -> None:
         super().__init__()
@@ -37,8 +37,8 @@ class ReusedReLUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.conv2(x))
-        x = self.relu(self.conv3(x))
-        x = torch.relu(x - 0.1)
+        x = torch.relu_(self.conv3(x))  # functional and in place: overwrites conv3's output
+        x = self.relu(x - 0.1)
         return self.head(x.flatten(1))
 
 

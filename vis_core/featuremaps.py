@@ -6,9 +6,10 @@ layers respond to edges and colours at high resolution, deep layers to parts and
 at low resolution with many more, sparser channels.
 
 One forward pass with hooks on every requested layer gives all of it; when the classifier
-is not needed the pass stops after the deepest requested layer. Only outputs that a later
-in-place operation overwrites are cloned (the layer index knows which), so capturing all
-layers costs little more than the bare forward pass (``benchmarks/`` measures the ratio).
+is not needed the pass stops after the deepest requested layer. In-place ReLU modules run
+out of place during the pass and only outputs overwritten by in-place functional calls are
+cloned (the layer index knows which), so nothing is copied twice (``benchmarks/`` measures
+the cost against a bare forward pass).
 """
 
 from __future__ import annotations
@@ -155,16 +156,14 @@ def feature_maps(
                 raise ParameterError(f"{name} outputs shape {info.output_shape}, which is not a feature map.")
         stop_early = True
     inputs = handle.preprocess(image)
-    to_clone = {name for name in names if handle.layers[name].overwritten_in_place}
+    source = {name: handle.layers[name].alias_of or name for name in names}  # one hook per distinct output
+    hooked = list(dict.fromkeys(source.values()))
+    to_clone = {name for name in hooked if handle.layers[name].overwritten_in_place}
     start = time.perf_counter()
-    outputs, logits = _capture_pass(handle, inputs, names, to_clone, stop_early)
+    outputs, logits = _capture_pass(handle, inputs, hooked, to_clone, stop_early)
     seconds = time.perf_counter() - start
-    activations: dict[str, np.ndarray] = {}
-    for name in names:
-        if name in outputs:
-            array = _as_chw(outputs[name])
-            if array is not None:
-                activations[name] = array
+    arrays = {name: _as_chw(tensor) for name, tensor in outputs.items()}
+    activations = {name: arrays[source[name]] for name in names if arrays.get(source[name]) is not None}
     logit_array = None if logits is None else logits.detach().float().cpu().reshape(-1).numpy()
     return FeatureMaps(activations=activations, logits=logit_array, model=handle.key, seconds=seconds)
 
@@ -177,10 +176,10 @@ def _capture_pass(
     stop_early: bool,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     with handle.guard() as model, torch.no_grad():
-        with capture(model, names, clone=to_clone, stop_when_done=stop_early) as record:
+        with capture(model, names, clone=to_clone, stop_when_done=stop_early, modules=handle.modules) as record:
             logits = run_forward(model, inputs)
         overwritten = record.overwritten()
         if overwritten:  # the index missed an in-place write: redo with clones, never return garbage
-            with capture(model, names, clone=True, stop_when_done=stop_early) as record:
+            with capture(model, names, clone=True, stop_when_done=stop_early, modules=handle.modules) as record:
                 logits = run_forward(model, inputs)
     return record.outputs, logits

@@ -1,12 +1,13 @@
 """Every forward hook the engine registers lives here, as a context manager.
 
 ``capture(model, layers)`` records the output of named modules during a forward pass and
-removes its hooks in ``finally`` (so also after an exception). Captured tensors are detached
-and, by default, cloned: an in-place ReLU after a module would otherwise overwrite what was
-captured. Cloning can be limited to the layers known to be overwritten in place (the layer
-index records them), which keeps capturing every layer of a network close to the cost of a
-bare forward pass; ``Capture.overwritten()`` reports any uncloned tensor that was modified
-after all, so the caller can redo the pass with clones.
+removes its hooks in ``finally`` (so also after an exception). An in-place ReLU after a
+module would overwrite what was captured, so while capturing, modules with an ``inplace``
+flag (``nn.ReLU(inplace=True)``, ``ReLU6``, ``Dropout``...) run out of place; the flags are
+restored in ``finally``. That costs the same memory as cloning but no extra copy. In-place
+*functional* calls (``torch.relu_``) cannot be switched off: captured tensors can be cloned
+(all, or the layers the index knows are overwritten), and ``Capture.overwritten()`` reports
+any uncloned tensor that was modified after all, so the caller can redo the pass with clones.
 
 Raising :class:`StopForward` from a hook ends the forward pass early, once every requested
 layer has been seen: techniques never pay for the layers after the deepest one they read.
@@ -14,7 +15,7 @@ layer has been seen: techniques never pay for the layers after the deepest one t
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -53,9 +54,11 @@ class Capture:
         ]
 
 
-def resolve_modules(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]:
+def resolve_modules(
+    model: nn.Module, names: Sequence[str], modules: Mapping[str, nn.Module] | None = None
+) -> dict[str, nn.Module]:
     """Map qualified names (as in ``named_modules()``) to modules, with a clear error."""
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules()) if modules is None else modules
     resolved: dict[str, nn.Module] = {}
     for name in names:
         if name not in modules or name == "":
@@ -90,6 +93,8 @@ def capture(
     clone: bool | Collection[str] = True,
     detach: bool = True,
     stop_when_done: bool = False,
+    out_of_place: bool = True,
+    modules: Mapping[str, nn.Module] | None = None,
 ) -> Iterator[Capture]:
     """Record the outputs of ``layers`` during the forward passes run inside the block.
 
@@ -101,13 +106,16 @@ def capture(
         detach: detach captured tensors from the autograd graph. Keep them attached
             (``detach=False, clone=False``) to take gradients with respect to them.
         stop_when_done: raise :class:`StopForward` once every layer has been captured.
+        out_of_place: run modules that have an ``inplace`` flag out of place meanwhile.
+        modules: ``dict(model.named_modules())`` if the caller has it (saves the walk).
 
     Yields:
         The :class:`Capture` being filled.
     """
-    modules = resolve_modules(model, layers)
+    every_module = dict(model.named_modules()) if modules is None else modules
+    targets = resolve_modules(model, layers, every_module)
     record = Capture()
-    wanted = len(modules)
+    wanted = len(targets)
     handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def should_clone(name: str) -> bool:
@@ -133,13 +141,26 @@ def capture(
 
         return hook
 
+    switched = _switch_off_inplace(every_module.values()) if out_of_place else []
     try:
-        for name, module in modules.items():
+        for name, module in targets.items():
             handles.append(module.register_forward_hook(make_hook(name)))
         yield record
     finally:
         for handle in handles:
             handle.remove()
+        for module in switched:
+            module.inplace = True
+
+
+def _switch_off_inplace(modules: Iterable[nn.Module]) -> list[nn.Module]:
+    """Set ``inplace=False`` on every module that has it on; returns them for restoring."""
+    switched = []
+    for module in modules:
+        if getattr(module, "inplace", False) is True:
+            module.inplace = False
+            switched.append(module)
+    return switched
 
 
 def run_forward(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor | None:

@@ -27,6 +27,7 @@ import torch
 import torchvision
 from PIL import Image
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
@@ -60,7 +61,12 @@ class LayerInfo:
         is_block: whether it is a block: the first module below the root that is not a
             plain container (``Sequential``/``ModuleList``/``ModuleDict``).
         calls: how many times the module runs per forward pass (a reused ReLU runs several).
-        overwritten_in_place: whether a later in-place operation modifies its output.
+        overwritten_in_place: whether a later in-place operation modifies its output even
+            with in-place modules switched off (an in-place functional call such as
+            ``torch.relu_``): captures must clone it.
+        alias_of: for a plain ``nn.Sequential`` (forward not overridden), the descendant
+            whose output *is* its output (its last child, resolved recursively): capturing
+            that one captures both, with one hook instead of two.
     """
 
     name: str
@@ -72,6 +78,7 @@ class LayerInfo:
     is_block: bool
     calls: int = 1
     overwritten_in_place: bool = False
+    alias_of: str | None = None
 
     @property
     def channels(self) -> int:
@@ -141,6 +148,15 @@ class ModelHandle:
         """SHA-256 of the state_dict at load time (tests compare against it)."""
         return state_dict_hash(self.model)
 
+    @cached_property
+    def modules(self) -> dict[str, nn.Module]:
+        """``dict(model.named_modules())``, computed once (the module tree never changes)."""
+        return dict(self.model.named_modules())
+
+    @cached_property
+    def _parameters(self) -> tuple[nn.Parameter, ...]:
+        return tuple(self.model.parameters())
+
     @property
     def input_channels(self) -> int:
         """Number of channels the model expects (1 for grayscale models, else 3)."""
@@ -197,21 +213,25 @@ class ModelHandle:
     def guard(self) -> Iterator[nn.Module]:
         """Hold the lock and leave the model exactly as found, whatever happens inside.
 
-        Restores every module's ``training`` flag and every parameter's ``requires_grad``,
-        sets every ``param.grad`` to ``None`` and removes hooks added inside the block.
+        Restores every module's ``training`` and ``inplace`` flags and every parameter's
+        ``requires_grad``, sets every ``param.grad`` to ``None`` and removes hooks added
+        inside the block.
         """
         with self.lock:
-            modules = list(self.model.modules())
-            parameters = list(self.model.parameters())
+            modules = tuple(self.modules.values())
+            parameters = self._parameters
             training = [module.training for module in modules]
+            inplace = [getattr(module, "inplace", None) for module in modules]
             requires_grad = [parameter.requires_grad for parameter in parameters]
-            hooks_before = [_hook_keys(module) for module in modules]
+            first_new_hook_id = RemovableHandle.next_id  # hook ids only grow
             try:
                 yield self.model
             finally:
-                for module, flag, keys in zip(modules, training, hooks_before):
+                for module, flag, in_place in zip(modules, training, inplace):
                     module.training = flag
-                    _remove_new_hooks(module, keys)
+                    if in_place is not None and module.inplace != in_place:
+                        module.inplace = in_place
+                    _remove_hooks_since(module, first_new_hook_id)
                 for parameter, flag in zip(parameters, requires_grad):
                     parameter.grad = None
                     parameter.requires_grad_(flag)
@@ -220,14 +240,13 @@ class ModelHandle:
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
-def _hook_keys(module: nn.Module) -> tuple[frozenset[int], ...]:
-    return tuple(frozenset(getattr(module, attr)) for attr in _HOOK_DICTS)
-
-
-def _remove_new_hooks(module: nn.Module, before: tuple[frozenset[int], ...]) -> None:
-    for attr, keys in zip(_HOOK_DICTS, before):
+def _remove_hooks_since(module: nn.Module, first_id: int) -> None:
+    """Remove hooks registered on ``module`` with an id of at least ``first_id``."""
+    for attr in _HOOK_DICTS:
         hooks = getattr(module, attr)
-        for key in [k for k in hooks if k not in keys]:
+        if not hooks:
+            continue
+        for key in [k for k in hooks if k >= first_id]:
             del hooks[key]
             for extra in (
                 "_forward_hooks_with_kwargs",
@@ -308,6 +327,7 @@ def build_layer_index(handle: ModelHandle) -> dict[str, LayerInfo]:
             for hook in order_hooks:
                 hook.remove()
 
+    aliases = _sequential_aliases(modules, set(record.outputs))
     index: dict[str, LayerInfo] = {}
     for name in sorted(record.outputs, key=lambda n: order[n]):
         module = modules[name]
@@ -321,8 +341,32 @@ def build_layer_index(handle: ModelHandle) -> dict[str, LayerInfo]:
             is_block=blocks.get(name) == name and type(module) not in _CONTAINERS,
             calls=record.calls.get(name, 1),
             overwritten_in_place=name in overwritten,
+            alias_of=aliases.get(name),
         )
     return index
+
+
+def _sequential_aliases(modules: dict[str, nn.Module], captured: set[str]) -> dict[str, str]:
+    """Map each plain Sequential to the descendant that produces its output."""
+    aliases: dict[str, str] = {}
+
+    def resolve(name: str) -> str | None:
+        module = modules[name]
+        if not isinstance(module, nn.Sequential) or type(module).forward is not nn.Sequential.forward:
+            return None
+        children = [child for child, _ in module.named_children()]
+        if not children:
+            return None
+        last = f"{name}.{children[-1]}" if name else children[-1]
+        if last not in captured:
+            return None
+        return resolve(last) or last
+
+    for name in captured:
+        target = resolve(name)
+        if target is not None:
+            aliases[name] = target
+    return aliases
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -1,0 +1,1 @@
+"""Benchmarks: timings against a baseline measured in the same run, written as JSON."""
