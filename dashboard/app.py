@@ -29,6 +29,8 @@ navigation = st.navigation(
     [
         st.Page(PAGES_DIR / "overview.py", title="Overview", icon=":material/home:", default=True),
         st.Page(PAGES_DIR / "feature_maps.py", title="Feature maps", icon=":material/grid_view:"),
+        st.Page(PAGES_DIR / "filters.py", title="Filters", icon=":material/filter:"),
+        st.Page(PAGES_DIR / "training_lab.py", title="Training lab", icon=":material/school:"),
     ]
 )
 sidebar.render()

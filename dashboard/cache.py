@@ -13,20 +13,52 @@ Arguments whose name starts with ``_`` are not hashed; the key arguments stand f
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 import vis_core
 from vis_core import FeatureMaps, ModelHandle, Prediction
+from vis_core import training as lab
+from vis_core.filters import Filters, filters
 
 TTL_SECONDS = 3600
+#: Prefix of model names that are training runs (``run:<folder name>``).
+RUN_PREFIX = "run:"
 
 
-@st.cache_resource(max_entries=3, show_spinner="Loading the model…")
+def runs_dir() -> Path:
+    """Where the training lab keeps runs (``$VIS_CORE_RUNS`` or ``runs/`` in the project)."""
+    return Path(os.environ.get("VIS_CORE_RUNS", Path(__file__).resolve().parents[1] / "runs"))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def model(name: str) -> ModelHandle:
-    """A shared, guarded model handle (at most three models in memory)."""
+    """A shared, guarded model handle: a torchvision model, or ``run:<name>`` (its last snapshot)."""
+    if name.startswith(RUN_PREFIX):
+        return lab.load_run(runs_dir() / name[len(RUN_PREFIX) :]).handle()
     return vis_core.load_model(name)
+
+
+@st.cache_data(max_entries=64, ttl=TTL_SECONDS, show_spinner=False)
+def layer_filters(model_key: str, layer: str, _handle: ModelHandle) -> Filters:
+    """The kernels of one convolution layer."""
+    return filters(_handle, layer)
+
+
+@st.cache_data(max_entries=16, ttl=TTL_SECONDS, show_spinner="Reading the snapshots…")
+def kernel_history(run_key: str, _run: lab.Run) -> tuple[str, np.ndarray]:
+    """First-layer kernels at every snapshot of a run."""
+    return lab.filter_history(_run)
+
+
+@st.cache_data(max_entries=32, ttl=TTL_SECONDS, show_spinner="Running every snapshot…")
+def feature_map_history(run_key: str, image_index: int, layer: str, _run: lab.Run) -> np.ndarray:
+    """One test image's feature maps at ``layer`` for every snapshot of a run."""
+    return lab.feature_map_history(_run, image_index, layer)
 
 
 @st.cache_resource(max_entries=12, ttl=TTL_SECONDS, show_spinner="Running the network…")

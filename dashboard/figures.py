@@ -243,3 +243,221 @@ def prediction_bars(prediction: Prediction) -> go.Figure:
         height=300, margin=_MARGIN, xaxis=dict(range=[0, 1], tickformat=".0%"), title="Top-5 predictions"
     )
     return figure
+
+
+def rgb_mosaic(images: np.ndarray, *, columns: int = 8, highlight: int | None = None, tile_px: int = 64) -> go.Figure:
+    """Small colour images (``(n, h, w, 3)`` in [0, 1]) in a grid, e.g. first-layer kernels."""
+    count, rows_px, cols_px, _ = images.shape
+    columns = max(1, min(columns, count))
+    grid_rows = math.ceil(count / columns)
+    gap = 1
+    canvas = np.full((grid_rows * (rows_px + gap) + gap, columns * (cols_px + gap) + gap, 3), 255, dtype=np.uint8)
+    shapes = []
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = gap + row * (rows_px + gap), gap + column * (cols_px + gap)
+        canvas[top : top + rows_px, left : left + cols_px] = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+        if index == highlight:
+            shapes.append(
+                dict(
+                    type="rect",
+                    x0=left - 0.5,
+                    x1=left + cols_px - 0.5,
+                    y0=top - 0.5,
+                    y1=top + rows_px - 0.5,
+                    line=dict(color="#e4572e", width=3),
+                )
+            )
+    figure = go.Figure(go.Image(z=canvas, hovertemplate="x=%{x}, y=%{y}<br>rgb %{z}<extra></extra>"))
+    scale = tile_px / max(rows_px, cols_px)
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.update_layout(
+        shapes=shapes,
+        height=int(min(1600, max(160, canvas.shape[0] * scale + 40))),
+        margin=dict(l=10, r=10, t=20, b=10),
+    )
+    return figure
+
+
+def weight_matrix(matrix: np.ndarray, *, title: str, highlight: int | None = None) -> go.Figure:
+    """A 1x1 convolution (or dense layer) as its ``out x in`` matrix, signed colours."""
+    limit = float(np.abs(matrix).max()) or 1.0
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            colorscale="RdBu_r",
+            zmin=-limit,
+            zmax=limit,
+            colorbar=dict(title="weight"),
+            hovertemplate="filter %{y} ← input %{x}<br>weight %{z:.4f}<extra></extra>",
+        )
+    )
+    if highlight is not None:
+        figure.add_hrect(y0=highlight - 0.5, y1=highlight + 0.5, line=dict(color="#e4572e", width=2))
+    figure.update_yaxes(autorange="reversed", title="filter (output channel)")
+    figure.update_xaxes(title="input channel")
+    figure.update_layout(title=title, height=min(900, max(320, 3 * matrix.shape[0] + 120)), margin=_MARGIN)
+    return figure
+
+
+def weight_histogram(values: np.ndarray, *, title: str) -> go.Figure:
+    """Distribution of a layer's weights."""
+    figure = go.Figure(
+        go.Histogram(
+            x=values.ravel(),
+            nbinsx=80,
+            marker_color="#4c78a8",
+            hovertemplate="weights %{x}<br>count %{y}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=title, height=300, margin=_MARGIN, xaxis_title="weight", yaxis_title="count", bargap=0.02
+    )
+    return figure
+
+
+def norm_bars(norms: np.ndarray, *, dead: Sequence[int] = (), highlight: int | None = None) -> go.Figure:
+    """L2 norm of each filter; dead or tiny ones in grey, the chosen one in orange."""
+    dead_set = set(dead)
+    colors = ["#e4572e" if i == highlight else "#9aa0a6" if i in dead_set else "#4c78a8" for i in range(norms.size)]
+    figure = go.Figure(
+        go.Bar(y=norms, marker_color=colors, hovertemplate="filter %{x}<br>norm %{y:.4f}<extra></extra>")
+    )
+    figure.update_layout(
+        title="Strength of each filter (L2 norm of its weights)",
+        height=300,
+        margin=_MARGIN,
+        xaxis_title="filter",
+        yaxis_title="L2 norm",
+    )
+    return figure
+
+
+def training_curves(rows: Sequence[dict]) -> go.Figure:
+    """Test accuracy and losses per snapshot."""
+    epochs = [row["epoch"] for row in rows]
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    figure.add_trace(
+        go.Scatter(
+            x=epochs,
+            y=[row["test_accuracy"] for row in rows],
+            name="test accuracy",
+            mode="lines+markers",
+            hovertemplate="epoch %{x}<br>%{y:.1%}<extra></extra>",
+        ),
+        secondary_y=False,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=epochs,
+            y=[row["test_loss"] for row in rows],
+            name="test loss",
+            mode="lines+markers",
+            line=dict(dash="dot"),
+        ),
+        secondary_y=True,
+    )
+    trained = [row for row in rows if row.get("train_loss") is not None]
+    figure.add_trace(
+        go.Scatter(
+            x=[row["epoch"] for row in trained],
+            y=[row["train_loss"] for row in trained],
+            name="training loss",
+            mode="lines+markers",
+            line=dict(dash="dash"),
+        ),
+        secondary_y=True,
+    )
+    figure.update_yaxes(title_text="test accuracy", tickformat=".0%", range=[0, 1.02], secondary_y=False)
+    figure.update_yaxes(title_text="loss", secondary_y=True, rangemode="tozero")
+    figure.update_xaxes(title_text="epoch")
+    figure.update_layout(height=320, margin=_MARGIN, legend=dict(orientation="h", y=1.15), hovermode="x unified")
+    return figure
+
+
+def kernel_animation(history: np.ndarray, labels: Sequence[str], *, columns: int = 8) -> go.Figure:
+    """First-layer kernels over training: one frame per snapshot, with play and a slider.
+
+    Args:
+        history: ``(S, out, h, w)`` kernels (one map per filter) or ``(S, out, h, w, 3)`` colour.
+        labels: one caption per snapshot (e.g. ``epoch 3 · 97.2% test accuracy``).
+    """
+    colour = history.ndim == 5
+    frames = []
+    limit = float(np.abs(history).max()) or 1.0
+    for index, snapshot in enumerate(history):
+        if colour:
+            trace = rgb_mosaic(snapshot, columns=columns).data[0]
+        else:
+            trace = channel_mosaic(
+                snapshot, range(snapshot.shape[0]), columns=columns, colorscale="RdBu_r", per_channel_scale=False
+            ).data[0]
+            trace.update(zmin=-limit, zmax=limit, zmid=0)
+        frames.append(go.Frame(data=[trace], name=str(index), layout=dict(title=labels[index])))
+    if colour:
+        base = rgb_mosaic(history[0], columns=columns)
+    else:
+        base = channel_mosaic(
+            history[0], range(history.shape[1]), columns=columns, colorscale="RdBu_r", per_channel_scale=False
+        )
+        base.data[0].update(zmin=-limit, zmax=limit, zmid=0, colorbar=dict(title="weight"))
+    base.frames = frames
+    steps = [
+        dict(
+            method="animate", label=str(i), args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))]
+        )
+        for i in range(len(frames))
+    ]
+    base.update_layout(
+        title=labels[0],
+        updatemenus=[
+            dict(
+                type="buttons",
+                showactive=False,
+                x=0,
+                y=-0.02,
+                xanchor="left",
+                yanchor="top",
+                buttons=[
+                    dict(
+                        label="▶ Play",
+                        method="animate",
+                        args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)],
+                    ),
+                    dict(
+                        label="❚❚ Pause",
+                        method="animate",
+                        args=[[None], dict(mode="immediate", frame=dict(duration=0))],
+                    ),
+                ],
+            )
+        ],
+        sliders=[dict(active=0, steps=steps, x=0.15, len=0.85, y=-0.02, currentvalue=dict(prefix="snapshot "))],
+        margin=dict(l=10, r=10, t=50, b=80),
+    )
+    base.update_layout(height=(base.layout.height or 400) + 80)
+    return base
+
+
+def weight_change_chart(changes: np.ndarray, labels: Sequence[str], highlight: int | None = None) -> go.Figure:
+    """How far each filter moved between snapshots: ``(S-1, out)`` as a heatmap."""
+    figure = go.Figure(
+        go.Heatmap(
+            z=changes.T,
+            x=list(labels),
+            colorscale="Viridis",
+            colorbar=dict(title="change"),
+            hovertemplate="filter %{y}<br>%{x}<br>moved %{z:.4f}<extra></extra>",
+        )
+    )
+    if highlight is not None and highlight < changes.shape[1]:
+        figure.add_hrect(y0=highlight - 0.5, y1=highlight + 0.5, line=dict(color="#e4572e", width=2))
+    figure.update_yaxes(title="filter", autorange="reversed")
+    figure.update_xaxes(title="between snapshots")
+    figure.update_layout(
+        title="How far each filter moved (L2 norm of the change in its weights)",
+        height=min(700, max(300, 8 * changes.shape[1] + 120)),
+        margin=_MARGIN,
+    )
+    return figure

@@ -16,6 +16,7 @@ from PIL import Image
 import vis_core
 from dashboard import cache
 from vis_core import ModelHandle
+from vis_core import training as lab
 from vis_core.weights import offline_available
 
 #: Uploaded images are kept per session at most this long on their longer side.
@@ -49,13 +50,26 @@ class Selection:
         return self.handle.key
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def run_models() -> list[str]:
+    """Training-lab runs as model names (``run:<name>``), newest first."""
+    runs, _ = lab.list_runs(cache.runs_dir())
+    return [cache.RUN_PREFIX + run.name for run in runs]
+
+
 def model_choices() -> list[str]:
-    """Convolutional torchvision classifiers, featured ones first."""
+    """The default model, then the lab's trained runs, then torchvision's other CNNs."""
     convolutional = [
         name for name in vis_core.classification_models() if not name.startswith(("vit_", "swin_", "maxvit"))
     ]
     rest = sorted(set(convolutional) - set(FEATURED_MODELS))
-    return [name for name in FEATURED_MODELS if name in convolutional] + rest
+    featured = [name for name in FEATURED_MODELS if name in convolutional]
+    return featured[:1] + run_models() + featured[1:] + rest
+
+
+def is_run(name: str) -> bool:
+    """Whether a model name is a training-lab run."""
+    return name.startswith(cache.RUN_PREFIX)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -74,6 +88,8 @@ def offline_models() -> frozenset[str]:
 
 
 def _model_label(name: str) -> str:
+    if is_run(name):
+        return f"{name[len(cache.RUN_PREFIX) :]}  (trained in the lab)"
     return f"{name}  ✓ offline" if name in offline_models() else name
 
 
@@ -96,6 +112,14 @@ def _on_model_change() -> None:
         st.session_state["model_choice"] = st.session_state.get("model_name", vis_core.DEFAULT_MODEL)
         return
     st.session_state["model_name"] = name
+    source = st.session_state.get("image_source")
+    if is_run(name):  # a lab model reads its own kind of picture: start on one of its test images
+        st.session_state["image_source"] = "Test image"
+        st.session_state["test_image_choice"] = 0
+        _on_test_image()
+    elif source == "Test image":
+        st.session_state["image_source"] = "Sample photo"
+        _on_sample()
 
 
 def _accept_image(key: str, label: str, image: Image.Image) -> None:
@@ -120,14 +144,50 @@ def _on_file(widget_key: str, label: str) -> None:
 
 
 def _on_sample() -> None:
-    name = st.session_state["sample_choice"]
+    name = st.session_state.get("sample_choice", vis_core.sample_names()[0])
     _accept_image(f"sample:{name}", name, vis_core.sample_image(name))
 
 
+def _current_run() -> lab.Run | None:
+    name = st.session_state.get("model_name", "")
+    if not is_run(name):
+        return None
+    try:
+        return lab.load_run(cache.runs_dir() / name[len(cache.RUN_PREFIX) :])
+    except vis_core.VisCoreError:
+        return None
+
+
+def _on_test_image() -> None:
+    run = _current_run()
+    if run is None:
+        return
+    images, labels = run.test_samples()
+    index = min(int(st.session_state.get("test_image_choice", 0)), len(images) - 1)
+    array = (images[index].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype("uint8")
+    picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).convert("RGB")
+    label = run.classes[int(labels[index])]
+    _accept_image(f"test:{run.name}:{index}", f"test image {index} ({label})", picture)
+
+
 def _image_controls() -> None:
-    st.radio("Image source", ["Sample photo", "Upload", "Camera"], key="image_source", horizontal=True)
+    run = _current_run()
+    sources = ["Sample photo", "Upload", "Camera"] + (["Test image"] if run is not None else [])
+    if st.session_state.get("image_source") not in sources:
+        st.session_state["image_source"] = "Sample photo"
+    st.radio("Image source", sources, key="image_source", horizontal=True)
     source = st.session_state["image_source"]
-    if source == "Sample photo":
+    if source == "Test image" and run is not None:
+        _, labels = run.test_samples()
+        st.selectbox(
+            "Test image",
+            list(range(len(labels))),
+            key="test_image_choice",
+            on_change=_on_test_image,
+            format_func=lambda i: f"{i}: a {run.classes[int(labels[i])]}",
+            help="Images the network never saw while training.",
+        )
+    elif source == "Sample photo":
         st.selectbox("Sample photo", vis_core.sample_names(), key="sample_choice", on_change=_on_sample)
     elif source == "Upload":
         st.file_uploader(
@@ -197,11 +257,14 @@ def render() -> Selection:
     st.session_state.setdefault("model_choice", st.session_state["model_name"])
     if st.session_state["model_choice"] != st.session_state["model_name"]:
         _on_model_change()  # a choice made outside the widget (URL state, tests): same rules
+    choices = model_choices()
+    if st.session_state["model_choice"] not in choices:  # e.g. a run deleted in another session
+        st.session_state["model_name"] = st.session_state["model_choice"] = vis_core.DEFAULT_MODEL
     _show_flash()
     with st.sidebar:
         st.selectbox(
             "Model",
-            model_choices(),
+            choices,
             key="model_choice",
             on_change=_on_model_change,
             format_func=_model_label,
@@ -209,7 +272,7 @@ def render() -> Selection:
         )
         try:
             handle = cache.model(st.session_state["model_name"])
-        except vis_core.VisCoreError as exc:  # the remembered model broke: fall back to the default
+        except vis_core.VisCoreError as exc:  # the remembered model broke (a deleted run...): use the default
             st.error(str(exc))
             st.session_state["model_name"] = vis_core.DEFAULT_MODEL
             handle = cache.model(vis_core.DEFAULT_MODEL)

@@ -234,3 +234,36 @@ def test_elongated_image_is_bounded(handle: ModelHandle):
     strip = Image.new("RGB", (10000, 3), (200, 10, 10))
     assert handle.preprocess(strip).shape == (1, 3, 224, 224)
     assert handle.preprocess(Image.new("RGB", (1, 1))).shape == (1, 3, 224, 224)
+
+
+class _Explodes(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.abs().sum() > 0:  # the dry forward on zeros passes; a real image does not
+            raise RuntimeError("kaboom")
+        return x
+
+
+def test_feature_maps_clean_up_after_a_failing_forward():
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(inplace=True), _Explodes(), torch.nn.Flatten()
+    )
+    handle = make_handle(model, size=16)
+    before_state, before_hash = _model_state(handle.model), state_dict_hash(handle.model)
+    with pytest.raises(RuntimeError, match="kaboom"):
+        vis_core.feature_maps(handle, vis_core.sample_image("coffee"))
+    assert _model_state(handle.model) == before_state
+    assert handle.model[1].inplace is True
+    assert state_dict_hash(handle.model) == before_hash
+    assert handle.lock.acquire(blocking=False)  # the lock was released
+    handle.lock.release()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(handle: ModelHandle, cat):
+    gpu = vis_core.load_model(device="cuda")
+    assert gpu.device.type == "cuda"
+    layers = ["features.4", "features.14"]
+    on_gpu, on_cpu = vis_core.feature_maps(gpu, cat, layers), vis_core.feature_maps(handle, cat, layers)
+    for layer in layers:
+        np.testing.assert_allclose(on_gpu.activations[layer], on_cpu.activations[layer], rtol=1e-2, atol=1e-2)
+    assert vis_core.predict(gpu, cat).indices[:3] == vis_core.predict(handle, cat).indices[:3]

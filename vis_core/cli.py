@@ -237,3 +237,116 @@ def _weights(args: argparse.Namespace) -> dict[str, Any]:
     if not args.json:
         print(f"{enum}: {source}")
     return {"command": "weights", "model": name, "weights": str(enum), "offline": local is not None, "source": source}
+
+
+def _filters_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layer", required=True, help="a Conv2d layer, e.g. features.0.0")
+    parser.add_argument("--channel", type=_non_negative, default=None, help="draw only this filter")
+    parser.add_argument("--reduce", choices=["l2", "mean"], default="l2", help="over input channels (default l2)")
+    parser.add_argument("--run", default=None, help="a training run folder instead of --model")
+    parser.add_argument("--out", required=True, help="PNG file to write")
+
+
+@command("filters", "a PNG of a convolution layer's filters (all, or one)", _filters_args)
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from . import render
+    from .filters import filters
+
+    handle = _handle_or_run(args)
+    kernels = filters(handle, args.layer)
+    if args.channel is not None and args.channel >= kernels.out_channels:
+        raise CliError(f"--channel {args.channel} is out of range for {args.layer} (0..{kernels.out_channels - 1})")
+    if kernels.kind == "rgb":
+        tiles = [render.upscale((image * 255).round().astype(np.uint8), 48) for image in kernels.rgb("filter")]
+    elif args.channel is not None and kernels.in_per_group > 1:
+        tiles = [render.upscale(render.colorize(kernel), 48) for kernel in kernels.weight[args.channel]]
+    else:
+        tiles = [render.upscale(render.colorize(kernel), 48) for kernel in kernels.reduced(args.reduce)]
+    if args.channel is not None and (kernels.kind == "rgb" or kernels.in_per_group == 1):
+        tiles = [render.upscale(tiles[args.channel], 192)]
+    path = _write_png(render.grid(tiles), args.out)
+    norms = kernels.norms
+    if not args.json:
+        print(f"wrote {path} ({args.layer}: {kernels.kind}, weights {tuple(kernels.weight.shape)})")
+    return {
+        "command": "filters",
+        "model": handle.key,
+        "layer": args.layer,
+        "kind": kernels.kind,
+        "shape": list(kernels.weight.shape),
+        "channel": args.channel,
+        "norm_min": float(norms.min()),
+        "norm_max": float(norms.max()),
+        "dead": kernels.dead(),
+        "out": str(path),
+    }
+
+
+def _handle_or_run(args: argparse.Namespace):
+    if getattr(args, "run", None):
+        from .training import load_run
+
+        return load_run(args.run).handle(device=args.device)
+    return _load(args)
+
+
+def _train_args(parser: argparse.ArgumentParser) -> None:
+    from .datasets import DATASETS
+    from .training import ARCHITECTURES
+
+    parser.add_argument("--dataset", choices=DATASETS, default="digits")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="notebook")
+    parser.add_argument("--epochs", type=_positive, default=10)
+    parser.add_argument("--seed", type=_non_negative, default=0)
+    parser.add_argument("--batch-size", type=_positive, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--snapshot-every", type=_non_negative, default=0, help="also snapshot every N steps")
+    parser.add_argument("--out", required=True, help="run folder to create (e.g. runs/my-run)")
+
+
+@command("train", "train a small CNN and save a run folder with snapshots", _train_args)
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    from .training import train
+
+    def progress(step: int, total: int, preview) -> None:
+        if not args.json and (step == total or step % max(1, total // 50) == 0):
+            done = int(30 * step / total)
+            print(
+                f"\r[{'#' * done}{'.' * (30 - done)}] step {step}/{total} loss {preview.train_loss:.3f}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    device = "cpu" if args.device == "auto" else args.device
+    run = train(
+        args.dataset,
+        args.arch,
+        args.epochs,
+        args.seed,
+        args.out,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        snapshot_every=args.snapshot_every,
+        device=device,
+        on_step=progress,
+    )
+    if not args.json:
+        print(file=sys.stderr)
+        for snapshot in run.snapshots:
+            print(f"{snapshot.label:>12}: test accuracy {snapshot.metrics['test_accuracy']:.2%}")
+        print(f"saved {run.path}")
+    last = run.snapshots[-1]
+    return {
+        "command": "train",
+        "run": str(run.path),
+        "dataset": args.dataset,
+        "arch": args.arch,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "snapshots": len(run.snapshots),
+        "test_accuracy": last.metrics["test_accuracy"],
+        "seconds": run.settings.get("seconds"),
+    }

@@ -145,6 +145,15 @@ def feature_maps(
     Raises:
         ParameterError: for an unknown layer or one whose output is not a feature map.
     """
+    return feature_maps_from_tensor(handle, handle.preprocess(image), layers)
+
+
+def feature_maps_from_tensor(
+    handle: ModelHandle,
+    inputs: torch.Tensor,
+    layers: Sequence[str] | None = None,
+) -> FeatureMaps:
+    """:func:`feature_maps` for an already preprocessed ``(1, C, H, W)`` input tensor."""
     if layers is None:
         names = [info.name for info in handle.layers.values() if len(info.output_shape) in (1, 3)]
         stop_early = False
@@ -155,7 +164,7 @@ def feature_maps(
             if len(info.output_shape) not in (1, 3):
                 raise ParameterError(f"{name} outputs shape {info.output_shape}, which is not a feature map.")
         stop_early = True
-    inputs = handle.preprocess(image)
+    inputs = inputs.to(handle.device)
     source = {name: handle.layers[name].alias_of or name for name in names}  # one hook per distinct output
     hooked = list(dict.fromkeys(source.values()))
     to_clone = {name for name in hooked if handle.layers[name].overwritten_in_place}

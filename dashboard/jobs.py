@@ -1,0 +1,98 @@
+"""Long work in a background thread, one job per session, with progress and a stop button.
+
+A page starts a :class:`Job` and stores it in ``st.session_state``; a fragment that reruns
+every second draws its progress. Clicking "start" again while a job runs does nothing (the
+button is disabled and :meth:`Job.start` refuses), so impatient clicks never stack, and at
+most :data:`MAX_RUNNING` jobs run at once in the whole server (a 2-core machine shared by
+every viewer). The stop button sets an event the work polls between steps.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+#: Jobs allowed to run at the same time across all sessions.
+MAX_RUNNING = 2
+_SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
+
+
+class Busy(RuntimeError):
+    """Every job slot is taken; try again when one finishes."""
+
+
+class Job:
+    """A piece of work running in a thread: ``work(job)`` returns the result.
+
+    The work reports with :meth:`report` and polls :meth:`should_stop`.
+    """
+
+    def __init__(self, name: str, work: Callable[[Job], Any]) -> None:
+        self.name = name
+        self._work = work
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.fraction = 0.0
+        self.message = "starting…"
+        self.detail: Any = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.started = 0.0
+        self.finished = 0.0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def done(self) -> bool:
+        return self._thread is not None and not self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the work; raises :class:`Busy` when the server is already at its limit."""
+        if self._thread is not None:
+            return  # started already: a second click changes nothing
+        if not _SLOTS.acquire(blocking=False):
+            raise Busy(f"{MAX_RUNNING} long jobs are already running on this server; try again in a moment.")
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"job-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._work(self)
+        except BaseException as exc:  # noqa: BLE001 - reported to the page, never lost
+            self.error = exc
+        finally:
+            self.finished = time.monotonic()
+            _SLOTS.release()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def report(self, fraction: float, message: str, detail: Any = None) -> None:
+        with self._lock:
+            self.fraction = max(0.0, min(1.0, fraction))
+            self.message = message
+            self.detail = detail
+
+    def snapshot(self) -> tuple[float, str, Any]:
+        with self._lock:
+            return self.fraction, self.message, self.detail
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (tests use this); True when it ended."""
+        if self._thread is None:
+            return False
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -1,0 +1,241 @@
+"""Training lab: train a small CNN here and watch its filters and feature maps evolve."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import vis_core
+from dashboard import cache, figures, jobs, sidebar
+from vis_core import training as lab
+from vis_core.datasets import DATASETS, OFFLINE_DATASETS
+
+selection = sidebar.current()
+
+st.title("Training lab")
+st.markdown(
+    "Watch a network learn. Train a small CNN on handwritten digits or simple shapes and see its "
+    "filters start as random noise and turn, epoch by epoch, into edge and stroke detectors, while "
+    "its accuracy on images it has never seen climbs. Every epoch is kept, so you can go back in time."
+)
+
+DATASET_HELP = {
+    "digits": "1,797 real handwritten digits from scikit-learn (works offline)",
+    "shapes": "2,400 generated shapes and textures (works offline)",
+    "mnist": "70,000 handwritten digits (downloaded on first use)",
+    "fashion-mnist": "70,000 clothing pictures (downloaded on first use)",
+    "cifar10": "60,000 small colour photos (downloaded on first use)",
+}
+
+
+# ------------------------------------------------------------------ train
+def _start(settings: dict) -> None:
+    out = cache.runs_dir() / settings.pop("name")
+
+    def work(job: jobs.Job) -> lab.Run:
+        def on_step(step: int, total: int, progress: lab.Progress) -> None:
+            job.report(
+                step / total,
+                f"epoch {progress.epoch:.1f} of {settings['epochs']} · loss {progress.train_loss:.3f}",
+                progress.history,
+            )
+
+        return lab.train(out=out, on_step=on_step, should_stop=job.should_stop, **settings)
+
+    job = jobs.Job(out.name, work)
+    try:
+        job.start()
+    except jobs.Busy as exc:
+        st.session_state["lab_flash"] = str(exc)
+        return
+    st.session_state["lab_job"] = job
+
+
+job: jobs.Job | None = st.session_state.get("lab_job")
+busy = job is not None and job.running
+
+with st.expander("Train a new network", expanded=job is None):
+    with st.form("lab_form", border=False):
+        c1, c2, c3 = st.columns(3)
+        dataset = c1.selectbox("Dataset", DATASETS, key="lab_dataset", format_func=lambda d: f"{d}: {DATASET_HELP[d]}")
+        arch = c2.selectbox(
+            "Architecture",
+            list(lab.ARCHITECTURES),
+            key="lab_arch",
+            format_func={
+                "notebook": "notebook (conv 5×5×32, pool, conv 5×5×64, pool, dense 1024)",
+                "tinyvgg": "tiny VGG (4 conv 3×3 + batch norm, global pooling)",
+            }.get,
+        )
+        epochs = c3.slider("Epochs", 1, 20, 5, key="lab_epochs")
+        c4, c5, c6, c7 = st.columns(4)
+        batch_size = c4.select_slider("Batch size", [16, 32, 64, 128, 256], 64, key="lab_batch")
+        lr = c5.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], 1e-3, key="lab_lr")
+        seed = int(c6.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed"))
+        every = int(c7.number_input("Extra snapshot every N steps (0: per epoch)", 0, 10_000, 0, key="lab_every"))
+        name = st.text_input("Run name (optional)", key="lab_name", placeholder="e.g. digits-first-try")
+        submitted = st.form_submit_button("Train", type="primary", disabled=busy)
+    if dataset not in OFFLINE_DATASETS:
+        st.caption(f"{dataset} is downloaded by torchvision into {vis_core.datasets.data_root()} on first use.")
+
+if submitted and not busy:
+    import time
+
+    run_name = name.strip() or f"{dataset}-{arch}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        lab.check_run_name(run_name)
+        if (cache.runs_dir() / run_name).exists():
+            raise vis_core.ParameterError(f"A run named {run_name} exists already; choose another name.")
+    except vis_core.VisCoreError as exc:
+        st.error(str(exc))
+    else:
+        _start(
+            dict(
+                name=run_name,
+                dataset=dataset,
+                arch=arch,
+                epochs=epochs,
+                seed=seed,
+                batch_size=batch_size,
+                lr=lr,
+                snapshot_every=every,
+            )
+        )
+        job = st.session_state.get("lab_job")
+
+if message := st.session_state.pop("lab_flash", None):
+    st.warning(message)
+if outcome := st.session_state.pop("lab_outcome", None):
+    (st.success if outcome[0] == "success" else st.error)(outcome[1])
+
+
+@st.fragment(run_every=1.0)
+def live_progress() -> None:
+    current: jobs.Job | None = st.session_state.get("lab_job")
+    if current is None:
+        return
+    fraction, message, history = current.snapshot()
+    if current.running:
+        st.progress(fraction, text=f"Training {current.name}: {message}")
+        if st.button("Stop training", key="lab_stop", help="Stops after the current step and keeps what was learned."):
+            current.stop()
+            st.toast("Stopping… the network trained so far is kept.")
+        if history:
+            st.plotly_chart(figures.training_curves(list(history)), width="stretch", key="lab_live_curves")
+        return
+    if current.error is not None:
+        st.session_state["lab_outcome"] = ("error", f"Training {current.name} failed: {current.error}")
+    elif current.result is not None:
+        run: lab.Run = current.result
+        last = run.snapshots[-1].metrics["test_accuracy"]
+        verb = "was stopped; what it learned so far is kept" if run.stopped else "finished"
+        st.session_state["lab_outcome"] = (
+            "success",
+            f"Training {run.name} {verb}: test accuracy {last:.1%} after {run.snapshots[-1].label}. "
+            "It is now a model in the sidebar.",
+        )
+        st.session_state["lab_run"] = run.name
+    del st.session_state["lab_job"]
+    sidebar.run_models.clear()
+    st.rerun(scope="app")  # the runs list and the sidebar's models change
+
+
+live_progress()
+
+# ------------------------------------------------------------------- runs
+runs, problems = lab.list_runs(cache.runs_dir())
+for folder, problem in problems.items():
+    st.warning(f"Run folder {folder} cannot be used: {problem}")
+if not runs:
+    st.info("No runs yet. Train one above: five epochs on digits take about ten seconds.")
+    st.stop()
+
+st.header("Runs")
+names = [run.name for run in runs]
+if st.session_state.get("lab_run") not in names:
+    st.session_state["lab_run"] = names[0]
+chosen = st.selectbox("Run", names, key="lab_run")
+run = next(r for r in runs if r.name == chosen)
+settings = run.settings
+run_key = f"{run.name}@{run.snapshots[-1].weights.stat().st_mtime_ns}"
+last = run.snapshots[-1]
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Test accuracy", f"{last.metrics['test_accuracy']:.1%}")
+c2.metric("Epochs", f"{last.epoch:g}" + (" (stopped)" if run.stopped else ""))
+c3.metric("Snapshots", len(run.snapshots))
+c4.metric("Training time", f"{settings.get('seconds', 0):.0f} s")
+st.caption(
+    f"**Data**: {settings['dataset_description']}. **Normalisation**: mean {settings['mean']}, std {settings['std']} "
+    f"(from the training images). **Network**: {settings['arch']}; Adam, learning rate {settings['lr']}, "
+    f"batch {settings['batch_size']}, seed {settings['seed']}."
+)
+st.plotly_chart(figures.training_curves(lab.training_curves(run)), width="stretch", key="lab_curves")
+
+b1, b2 = st.columns([1, 1])
+if b1.button("Use this network in the sidebar", key="lab_use"):
+    st.session_state["model_choice"] = cache.RUN_PREFIX + run.name
+    st.rerun()
+with b2.popover("Delete this run"):
+    st.write(f"Delete **{run.name}** and all its snapshots? This cannot be undone.")
+    if st.button("Yes, delete it", type="primary", key="lab_delete"):
+        lab.delete_run(run.path)
+        sidebar.run_models.clear()
+        st.session_state.pop("lab_run", None)
+        st.rerun()
+
+# -------------------------------------------------------------- evolution
+st.header("How the filters evolved")
+layer, history = cache.kernel_history(run_key, run)
+labels = [f"{s.label} · {s.metrics['test_accuracy']:.1%} test accuracy" for s in run.snapshots]
+st.caption(
+    f"The {history.shape[1]} filters of the first layer, **{layer}**, at every snapshot. Press play, "
+    "or drag the slider: red adds brightness, blue subtracts, the same colour scale throughout."
+)
+frames = history[:, :, 0] if history.shape[2] == 1 else history.transpose(0, 1, 3, 4, 2)
+if frames.ndim == 5:  # colour kernels: scale to [0, 1] with zero at grey
+    frames = 0.5 + 0.5 * frames / max(float(abs(frames).max()), 1e-12)
+st.plotly_chart(figures.kernel_animation(frames, labels), width="stretch", key="lab_animation")
+
+changes = lab.weight_change(history)
+st.plotly_chart(
+    figures.weight_change_chart(
+        changes,
+        [f"{a.label}→{b.label}" for a, b in zip(run.snapshots, run.snapshots[1:])],
+        highlight=selection.channel if selection.model_key.startswith("run:") else None,
+    ),
+    width="stretch",
+    key="lab_change",
+)
+
+st.subheader("One test image through time")
+images, test_labels = run.test_samples()
+c1, c2 = st.columns([1, 3])
+with c1:
+    image_index = st.selectbox(
+        "Test image",
+        list(range(len(images))),
+        key="lab_image",
+        format_func=lambda i: f"{i}: a {run.classes[int(test_labels[i])]}",
+    )
+    picture = images[image_index].permute(1, 2, 0).numpy()
+    st.image(picture if picture.shape[2] == 3 else picture[:, :, 0], width=140, clamp=True)
+    handle0 = run.handle(0)
+    spatial = [info.name for info in handle0.layers.values() if info.is_spatial and info.type_name == "ReLU"]
+    map_layer = st.selectbox("Layer", spatial or [layer], key="lab_map_layer")
+    index = st.select_slider(
+        "Snapshot",
+        options=list(range(len(run.snapshots))),
+        key="lab_snapshot",
+        format_func=lambda i: run.snapshots[i].label,
+    )
+with c2:
+    maps = cache.feature_map_history(run_key, int(image_index), map_layer, run)
+    st.plotly_chart(
+        figures.channel_mosaic(maps[index], list(range(min(32, maps.shape[1]))), tile_px=64),
+        width="stretch",
+        key="lab_maps",
+    )
+    st.caption(
+        f"Feature maps of {map_layer} for this image at {labels[index]}. Early on they are blurry copies "
+        "of the image; as the filters sharpen, each map picks out its own strokes or edges."
+    )
