@@ -380,34 +380,57 @@ def kernel_animation(history: np.ndarray, labels: Sequence[str], *, columns: int
     """First-layer kernels over training: one frame per snapshot, with play and a slider.
 
     Args:
-        history: ``(S, out, h, w)`` kernels (one map per filter) or ``(S, out, h, w, 3)`` colour.
+        history: ``(S, out, h, w)`` kernels (one map per filter, signed) or
+            ``(S, out, h, w, 3)`` colour kernels in [0, 1].
         labels: one caption per snapshot (e.g. ``epoch 3 · 97.2% test accuracy``).
     """
-    colour = history.ndim == 5
-    frames = []
+    if history.ndim == 5:
+        frames = [rgb_mosaic(snapshot, columns=columns).data[0] for snapshot in history]
+        return _animate(rgb_mosaic(history[0], columns=columns), frames, labels)
     limit = float(np.abs(history).max()) or 1.0
-    for index, snapshot in enumerate(history):
-        if colour:
-            trace = rgb_mosaic(snapshot, columns=columns).data[0]
-        else:
-            trace = channel_mosaic(
-                snapshot, range(snapshot.shape[0]), columns=columns, colorscale="RdBu_r", per_channel_scale=False
-            ).data[0]
-            trace.update(zmin=-limit, zmax=limit, zmid=0)
-        frames.append(go.Frame(data=[trace], name=str(index), layout=dict(title=labels[index])))
-    if colour:
-        base = rgb_mosaic(history[0], columns=columns)
-    else:
-        base = channel_mosaic(
-            history[0], range(history.shape[1]), columns=columns, colorscale="RdBu_r", per_channel_scale=False
+    return mosaic_animation(
+        history, labels, columns=columns, zmin=-limit, zmax=limit, colorscale="RdBu_r", colorbar_title="weight"
+    )
+
+
+def mosaic_animation(
+    stack: np.ndarray,
+    labels: Sequence[str],
+    *,
+    columns: int = 8,
+    zmin: float | None = None,
+    zmax: float | None = None,
+    colorscale: str = "Viridis",
+    colorbar_title: str = "activation",
+    tile_px: int = 96,
+) -> go.Figure:
+    """``(S, C, h, w)`` maps as an animated grid: one frame per step, one colour range for all."""
+    low = float(np.nanmin(stack)) if zmin is None else zmin
+    high = float(np.nanmax(stack)) if zmax is None else zmax
+    high = high if high > low else low + 1.0
+    channels = range(stack.shape[1])
+
+    def trace(maps: np.ndarray):
+        figure = channel_mosaic(
+            maps, channels, columns=columns, colorscale=colorscale, per_channel_scale=False, tile_px=tile_px
         )
-        base.data[0].update(zmin=-limit, zmax=limit, zmid=0, colorbar=dict(title="weight"))
-    base.frames = frames
+        figure.data[0].update(zmin=low, zmax=high, colorbar=dict(title=colorbar_title))
+        return figure
+
+    base = trace(stack[0])
+    return _animate(base, [trace(maps).data[0] for maps in stack], labels)
+
+
+def _animate(base: go.Figure, traces: Sequence, labels: Sequence[str]) -> go.Figure:
+    base.frames = [
+        go.Frame(data=[trace], name=str(index), layout=dict(title=labels[index])) for index, trace in enumerate(traces)
+    ]
+    play = dict(frame=dict(duration=700, redraw=True), fromcurrent=True)
     steps = [
         dict(
             method="animate", label=str(i), args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))]
         )
-        for i in range(len(frames))
+        for i in range(len(traces))
     ]
     base.update_layout(
         title=labels[0],
@@ -419,12 +442,9 @@ def kernel_animation(history: np.ndarray, labels: Sequence[str], *, columns: int
                 y=-0.02,
                 xanchor="left",
                 yanchor="top",
+                direction="right",
                 buttons=[
-                    dict(
-                        label="▶ Play",
-                        method="animate",
-                        args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)],
-                    ),
+                    dict(label="▶ Play", method="animate", args=[None, play]),
                     dict(
                         label="❚❚ Pause",
                         method="animate",
@@ -433,7 +453,7 @@ def kernel_animation(history: np.ndarray, labels: Sequence[str], *, columns: int
                 ],
             )
         ],
-        sliders=[dict(active=0, steps=steps, x=0.15, len=0.85, y=-0.02, currentvalue=dict(prefix="snapshot "))],
+        sliders=[dict(active=0, steps=steps, x=0.22, len=0.78, y=-0.02, currentvalue=dict(prefix="snapshot "))],
         margin=dict(l=10, r=10, t=50, b=80),
     )
     base.update_layout(height=(base.layout.height or 400) + 80)

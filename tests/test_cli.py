@@ -96,3 +96,45 @@ def test_module_entry_point_and_help():
     assert result.returncode == 0 and "--layer" in result.stdout and "--channel" in result.stdout
     result = subprocess.run([sys.executable, "-m", "vis_core", "layers", "--wat"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_train_and_filters_of_the_run(capsys, tmp_path):
+    out = tmp_path / "cli-run"
+    code, stdout, _ = run_cli(
+        capsys,
+        "train",
+        "--dataset",
+        "shapes",
+        "--arch",
+        "tinyvgg",
+        "--epochs",
+        "1",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+    )
+    summary = json.loads(stdout)
+    assert code == 0 and summary["snapshots"] == 2 and 0 <= summary["test_accuracy"] <= 1
+    assert (out / "run.json").is_file() and (out / "snapshots" / "0001.pt").is_file()
+    png = tmp_path / "k.png"
+    code, stdout, _ = run_cli(capsys, "filters", "--run", str(out), "--layer", "conv1a", "--out", str(png), "--json")
+    assert code == 0 and json.loads(stdout)["kind"] == "gray" and Image.open(png).size[0] > 100
+    code, _, err = run_cli(capsys, "train", "--out", str(out), "--epochs", "1", "--dataset", "shapes")
+    assert code == 2 and "exists" in err
+    code, _, err = run_cli(capsys, "train", "--out", str(tmp_path / "x"), "--epochs", "0")
+    assert code == 2 and "1 or more" in err
+
+
+def test_filters_of_pretrained_model(capsys, tmp_path):
+    png = tmp_path / "f.png"
+    code, stdout, _ = run_cli(capsys, "filters", "--layer", "features.0.0", "--out", str(png), "--json")
+    summary = json.loads(stdout)
+    assert code == 0 and summary["kind"] == "rgb" and summary["shape"] == [32, 3, 3, 3]
+    code, _, err = run_cli(capsys, "filters", "--layer", "features.0", "--out", str(png))
+    assert code == 2 and "not a convolution" in err
+    code, _, err = run_cli(capsys, "filters", "--layer", "features.0.0", "--channel", "32", "--out", str(png))
+    assert code == 2 and "out of range" in err
+    code, _, err = run_cli(capsys, "filters", "--run", str(tmp_path / "nope"), "--layer", "conv1", "--out", str(png))
+    assert code == 2 and "no run folder" in err

@@ -17,6 +17,8 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
+import vis_core.training
+
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 TIMEOUT = 120
 FEATURE_MAPS = "views/feature_maps.py"
@@ -140,3 +142,82 @@ def test_unavailable_model_shows_error_and_keeps_previous(monkeypatch):
     assert errors and "mobilenet_v2" in errors[0] and "could not be downloaded" in errors[0]
     assert at.session_state["model_choice"] == "mobilenet_v2"
     assert len(charts(at)) == 3  # the page still works with the previous model
+
+
+FILTERS = "views/filters.py"
+LAB = "views/training_lab.py"
+
+
+def test_filters_page_kinds():
+    at = start(FILTERS)  # sidebar layer features.10: its three convolutions are offered
+    assert at.title[0].value == "Filters"
+    assert at.selectbox(key="fl_layer").options == [
+        "features.10.conv.0.0 · 384×14×14",
+        "features.10.conv.1.0 · 384×14×14",
+        "features.10.conv.2 · 64×14×14",
+    ]
+    assert "filters × input channels" in chart_titles(at)  # the 1x1 expansion is a matrix
+    at = start(FILTERS, layer_choice="features.0", channel_choice=5)
+    assert [json.loads(c.proto.spec)["data"][0]["type"] for c in charts(at)] == ["image", "heatmap", "histogram", "bar"]
+    assert any("Filter 5, channel by channel" in h.value for h in at.subheader)
+    at.sidebar.radio(key="fl_norm").set_value("whole layer").run()
+    assert not at.exception
+    at = start(FILTERS, fl_layer="features.10.conv.1.0")
+    assert "depthwise" in at.info[0].value and len(charts(at)) == 3
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIS_CORE_RUNS", str(tmp_path))
+    return tmp_path
+
+
+def _train_from_page(at: AppTest, name: str, epochs: int) -> AppTest:
+    at.text_input(key="lab_name").set_value(name)
+    at.slider(key="lab_epochs").set_value(epochs)
+    next(b for b in at.button if b.label == "Train").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_training_lab_trains_and_shows_the_run(runs_dir):
+    at = start(LAB)
+    assert at.title[0].value == "Training lab" and "No runs yet" in at.info[0].value
+    _train_from_page(at, "apptest-run", 2)
+    job = at.session_state["lab_job"]
+    assert job.wait(120) and job.error is None
+    at.run()
+    assert not at.exception
+    assert any("apptest-run finished" in s.value for s in at.success)
+    assert at.selectbox(key="lab_run").value == "apptest-run"
+    assert [m.label for m in at.metric][:3] == ["Test accuracy", "Epochs", "Snapshots"]
+    assert at.metric[2].value == "3"
+    spec = chart_titles(at)
+    assert "untrained" in spec and "test accuracy" in spec and "How far each filter moved" in spec
+    animation = next(json.loads(c.proto.spec) for c in charts(at) if json.loads(c.proto.spec).get("frames"))
+    assert len(animation["frames"]) == 3
+    assert (runs_dir / "apptest-run" / "snapshots" / "0002.pt").is_file()
+
+
+def test_training_lab_stop_keeps_progress(runs_dir):
+    at = _train_from_page(start(LAB), "stopped-run", 20)
+    job = at.session_state["lab_job"]
+    at.button(key="lab_stop").click().run()
+    assert job.wait(120)
+    at.run()
+    assert any("was stopped" in s.value for s in at.success), [s.value for s in at.success]
+    run = vis_core.training.load_run(runs_dir / "stopped-run")
+    assert run.stopped and run.snapshots[-1].epoch < 20
+
+
+def test_a_run_is_a_model_like_any_other(runs_dir):
+    vis_core.training.train("digits", "notebook", epochs=1, seed=0, out=runs_dir / "lab-model")
+    at = start(FEATURE_MAPS, model_choice="run:lab-model")
+    assert at.session_state["model_name"] == "run:lab-model"
+    assert at.sidebar.radio(key="image_source").value == "Test image"
+    assert at.session_state["image_entry"].label.startswith("test image 0")
+    assert "conv2 · filter 0" in chart_titles(at)
+    overview = start(model_choice="run:lab-model")
+    assert overview.metric[1].value == "28×28" and "Top-5" in chart_titles(overview)
+    filters_page = start(FILTERS, model_choice="run:lab-model", layer_choice="conv1")
+    assert "greyscale image" in filters_page.info[0].value

@@ -378,7 +378,8 @@ def train(
         raise ParameterError(f"learning rate must be in (0, 1], got {lr}.")
     if dataset not in DATASETS and data is None:
         raise ParameterError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
-    build_model(arch, 1, 28, 2)  # validates the name before any work
+    if arch not in ARCHITECTURES:
+        raise ParameterError(f"Unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
     resolved = resolve_device(device)
     data = data if data is not None else load_dataset(dataset, seed)
     folder = (

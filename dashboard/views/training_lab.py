@@ -222,20 +222,12 @@ with c1:
     handle0 = run.handle(0)
     spatial = [info.name for info in handle0.layers.values() if info.is_spatial and info.type_name == "ReLU"]
     map_layer = st.selectbox("Layer", spatial or [layer], key="lab_map_layer")
-    index = st.select_slider(
-        "Snapshot",
-        options=list(range(len(run.snapshots))),
-        key="lab_snapshot",
-        format_func=lambda i: run.snapshots[i].label,
-    )
 with c2:
     maps = cache.feature_map_history(run_key, int(image_index), map_layer, run)
-    st.plotly_chart(
-        figures.channel_mosaic(maps[index], list(range(min(32, maps.shape[1]))), tile_px=64),
-        width="stretch",
-        key="lab_maps",
-    )
+    shown = maps[:, : min(32, maps.shape[1])]
+    st.plotly_chart(figures.mosaic_animation(shown, labels, tile_px=64), width="stretch", key="lab_maps")
     st.caption(
-        f"Feature maps of {map_layer} for this image at {labels[index]}. Early on they are blurry copies "
-        "of the image; as the filters sharpen, each map picks out its own strokes or edges."
+        f"Feature maps of {map_layer} for this image at every snapshot, on one colour scale: press play. "
+        "Untrained, they are blurry copies of the image; as the filters sharpen, each map picks out its "
+        "own strokes or edges."
     )
