@@ -178,6 +178,43 @@ class ModelHandle:
         tensor = TF.normalize(tensor, list(self.mean), list(self.std))
         return tensor.unsqueeze(0).to(self.device)
 
+    def crop_box(self, size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """``(left, top, right, bottom)``, in pixels of an image of ``size`` (width, height),
+        of the region :meth:`model_view` shows the model."""
+        width, height = size
+        offset_x = offset_y = 0
+        if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+            keep = max(1, int(MAX_ASPECT_RATIO * min(width, height)))
+            if width > height:
+                offset_x, width = (width - keep) // 2, keep
+            else:
+                offset_y, height = (height - keep) // 2, keep
+        short, long = min(width, height), max(width, height)
+        new_short, new_long = self.resize_size, int(self.resize_size * long / short)
+        new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
+        crop_h, crop_w = self.input_size
+        top, left = int(round((new_h - crop_h) / 2.0)), int(round((new_w - crop_w) / 2.0))
+        scale_x, scale_y = width / new_w, height / new_h
+        return (
+            offset_x + left * scale_x,
+            offset_y + top * scale_y,
+            offset_x + (left + crop_w) * scale_x,
+            offset_y + (top + crop_h) * scale_y,
+        )
+
+    def to_image_space(self, model_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """A map over the model's input, stretched back onto an image of ``size`` (width,
+        height); zero outside the region the model sees."""
+        width, height = size
+        left, top, right, bottom = self.crop_box(size)
+        x0, y0 = max(0, int(round(left))), max(0, int(round(top)))
+        x1, y1 = min(width, max(x0 + 1, int(round(right)))), min(height, max(y0 + 1, int(round(bottom))))
+        result = np.zeros((height, width), dtype=np.float32)
+        tensor = torch.as_tensor(np.ascontiguousarray(model_map, dtype=np.float32))[None, None]
+        resized = torch.nn.functional.interpolate(tensor, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)
+        result[y0:y1, x0:x1] = resized[0, 0].numpy()
+        return result
+
     # ------------------------------------------------------------------ layers
     def layer(self, name: str) -> LayerInfo:
         """The index entry of ``name``, or a :class:`ParameterError` with suggestions."""

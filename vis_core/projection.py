@@ -1,0 +1,291 @@
+"""Projecting a channel's activation back to pixels: deconvnet, guided backprop, gradient.
+
+Zeiler & Fergus (2014) project an activation ``A[c]`` of a layer back to input space by
+running the network backwards; the three classic rules differ only in how a rectifier
+passes the signal back (Springenberg et al. 2015):
+
+* ``gradient``: ``dx = dy * [x > 0]`` (the true gradient),
+* ``deconvnet``: ``dx = max(dy, 0)`` (ignores the forward pass),
+* ``guided``: ``dx = max(dy, 0) * [x > 0]`` (both).
+
+Captum implements the last two for ``nn.ReLU`` modules only; MobileNetV2 and many other
+torchvision models use ``nn.ReLU6``, so we implement the rules ourselves, for ReLU, ReLU6
+and Hardtanh(0, t) modules, by a forward hook that re-applies the rectifier through a custom
+autograd function (on the same hook layer as everything else). The tests check agreement
+with Captum's ``NeuronDeconvolution`` / ``NeuronGuidedBackprop`` on ReLU networks.
+Functional rectifiers (``torch.relu`` inside ``forward``) cannot be reached by hooks; they
+keep the plain gradient rule, and the result says so.
+
+The receptive field of a position is the support of its gradient in a linearised copy of the
+network (rectifiers removed, max-pooling replaced by average pooling, all weights positive),
+so no unit is switched off and no weights cancel: exactly the pixels that can influence it.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .errors import ParameterError
+from .hooks import capture, resolve_modules, run_forward
+from .models import ModelHandle
+
+RULES: tuple[str, ...] = ("deconvnet", "guided", "gradient")
+
+
+class _Rectifier(torch.autograd.Function):
+    """``clamp(x, low, high)`` whose backward follows one of :data:`RULES`."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, low: float, high: float, rule: str) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high, ctx.rule = low, high, rule
+        return x.clamp(min=low, max=high)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        passes = (x > ctx.low) & (x < ctx.high)
+        if ctx.rule == "gradient":
+            result = grad * passes
+        elif ctx.rule == "guided":
+            result = grad.clamp(min=0) * passes
+        else:  # deconvnet
+            result = grad.clamp(min=0)
+        return result, None, None, None
+
+
+def _bounds(module: nn.Module) -> tuple[float, float] | None:
+    if isinstance(module, nn.ReLU):
+        return 0.0, float("inf")
+    if isinstance(module, nn.Hardtanh) and module.min_val == 0:  # ReLU6 is a Hardtanh(0, 6)
+        return 0.0, float(module.max_val)
+    return None
+
+
+def rectifiers(model: nn.Module) -> list[nn.Module]:
+    """The rectifier modules a backward rule can be applied to."""
+    return [module for module in model.modules() if _bounds(module) is not None]
+
+
+@contextmanager
+def backward_rule(model: nn.Module, rule: str) -> Iterator[int]:
+    """Within the block, rectifier modules pass gradients back by ``rule``.
+
+    In-place rectifiers are switched out of place meanwhile (their input must survive for
+    the backward rule). Yields the number of modules changed; everything is undone in
+    ``finally``.
+    """
+    if rule not in RULES:
+        raise ParameterError(f"Unknown rule {rule!r}; choose one of {', '.join(RULES)}.")
+    handles, switched = [], []
+    try:
+        for module in rectifiers(model):
+            low, high = _bounds(module)
+            if getattr(module, "inplace", False):
+                module.inplace = False
+                switched.append(module)
+
+            def hook(mod, args, output, low=low, high=high):
+                return _Rectifier.apply(args[0], low, high, rule)
+
+            handles.append(module.register_forward_hook(hook))
+        yield len(handles)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module in switched:
+            module.inplace = True
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A channel's activation projected back to the input.
+
+    Attributes:
+        map: ``(H, W)`` magnitude (max over colour channels of ``|dx|``) at the input image's
+            resolution; zero outside the part of the image the model sees (its centre crop).
+        model_map: the same at the model's input resolution.
+        rgb: ``(h, w, 3)`` the signed projection as a picture (grey is zero), model resolution.
+        layer, channel, method: what was projected, and how.
+        position: ``(y, x)`` in the layer's map when only one position was projected.
+        box: ``(top, left, bottom, right)`` of that position's receptive field, in model-input
+            pixels (bottom/right exclusive), or None for the whole map.
+        activation: the projected activation value (sum of the map, or the one position).
+        note: a remark a viewer should read (e.g. functional ReLUs kept the plain gradient).
+        seconds: wall time.
+    """
+
+    map: np.ndarray
+    model_map: np.ndarray
+    rgb: np.ndarray
+    layer: str
+    channel: int
+    method: str
+    position: tuple[int, int] | None
+    box: tuple[int, int, int, int] | None
+    activation: float
+    note: str | None
+    seconds: float
+
+
+def _gradient_rgb(gradient: np.ndarray) -> np.ndarray:
+    """A signed ``(3, h, w)`` gradient as a displayable picture, zero at mid-grey."""
+    scale = float(np.abs(gradient).max())
+    picture = 0.5 + 0.5 * gradient / scale if scale > 0 else np.full_like(gradient, 0.5)
+    return np.clip(picture.transpose(1, 2, 0), 0.0, 1.0).astype(np.float32)
+
+
+def project_batch(
+    handle: ModelHandle,
+    inputs: torch.Tensor,
+    layer: str,
+    channels: list[int],
+    method: str,
+    positions: list[tuple[int, int] | None],
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Projections of several channels of one input, in one batched backward pass.
+
+    Returns the input-space gradients ``(k, C, h, w)``, the projected activation values
+    ``(k,)`` and a note (or None).
+    """
+    info = handle.layer(layer)
+    if not info.is_spatial:
+        raise ParameterError(f"{layer} has no spatial map (shape {info.output_shape}); choose a convolutional layer.")
+    for channel in channels:
+        handle.check_channel(layer, channel)
+    batch = inputs.expand(len(channels), *inputs.shape[1:]).clone().requires_grad_(True)
+    with (
+        handle.guard() as model,
+        torch.enable_grad(),
+        backward_rule(model, method) as changed,
+        capture(model, [layer], clone=False, detach=False, stop_when_done=True, modules=handle.modules) as record,
+    ):
+        run_forward(model, batch)
+        activation = record.outputs[layer]
+        picked = []
+        for row, (channel, position) in enumerate(zip(channels, positions)):
+            if position is None:
+                picked.append(activation[row, channel].sum())
+            else:
+                picked.append(activation[row, channel, position[0], position[1]])
+        scores = torch.stack(picked)
+        (gradient,) = torch.autograd.grad(scores.sum(), batch)
+    note = None
+    if method != "gradient" and changed == 0:
+        note = (
+            f"{handle.name} has no ReLU modules the {method} rule can change (it may use functional ReLUs), "
+            "so this is the plain gradient."
+        )
+    return gradient.detach().cpu().numpy(), scores.detach().cpu().numpy(), note
+
+
+def project(
+    handle: ModelHandle,
+    image: Image.Image,
+    *,
+    layer: str,
+    channel: int,
+    method: str = "deconvnet",
+    position: str | tuple[int, int] | None = None,
+) -> Projection:
+    """Project ``layer``'s channel ``channel`` back to pixels (Zeiler & Fergus 2014).
+
+    Args:
+        handle: the model.
+        image: an RGB PIL image.
+        layer: a layer with a ``(C, H, W)`` output.
+        channel: the channel (filter) to project.
+        method: ``deconvnet``, ``guided`` (guided backprop) or ``gradient``.
+        position: None for the whole map; ``"max"`` for its strongest position only (as in
+            the paper); or an explicit ``(y, x)`` in the layer's map.
+    """
+    start = time.perf_counter()
+    inputs = handle.preprocess(image)
+    resolved: tuple[int, int] | None = None
+    if position == "max":
+        from .featuremaps import feature_maps_from_tensor
+
+        activation_map = feature_maps_from_tensor(handle, inputs, [layer]).channel(layer, channel)
+        resolved = tuple(int(v) for v in np.unravel_index(int(np.argmax(activation_map)), activation_map.shape))
+    elif position is not None:
+        resolved = (int(position[0]), int(position[1]))
+        _, height, width = handle.layer(layer).output_shape
+        if not (0 <= resolved[0] < height and 0 <= resolved[1] < width):
+            raise ParameterError(f"Position {resolved} is outside {layer}'s {height}x{width} map.")
+    gradients, values, note = project_batch(handle, inputs, layer, [channel], method, [resolved])
+    gradient = gradients[0]
+    model_map = np.abs(gradient).max(axis=0).astype(np.float32)
+    box = receptive_field(handle, layer, *resolved) if resolved is not None else None
+    return Projection(
+        map=handle.to_image_space(model_map, image.size),
+        model_map=model_map,
+        rgb=_gradient_rgb(gradient),
+        layer=layer,
+        channel=channel,
+        method=method,
+        position=resolved,
+        box=box,
+        activation=float(values[0]),
+        note=note,
+        seconds=time.perf_counter() - start,
+    )
+
+
+# ------------------------------------------------------------- receptive fields
+def _linearised(model: nn.Module) -> nn.Module:
+    twin = copy.deepcopy(model).eval()
+    for name, module in list(twin.named_modules()):
+        if not name:
+            continue
+        parent = twin.get_submodule(name.rsplit(".", 1)[0]) if "." in name else twin
+        child = name.rsplit(".", 1)[-1]
+        if isinstance(module, (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.GELU, nn.Hardswish, nn.Sigmoid, nn.Tanh)):
+            setattr(parent, child, nn.Identity())
+        elif isinstance(module, nn.MaxPool2d):
+            setattr(parent, child, nn.AvgPool2d(module.kernel_size, module.stride, module.padding, module.ceil_mode))
+        elif isinstance(module, nn.Dropout):
+            setattr(parent, child, nn.Identity())
+    with torch.no_grad():
+        for parameter in twin.parameters():
+            parameter.copy_(parameter.abs() + 1e-3)
+        for module in twin.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None:
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0)
+    for parameter in twin.parameters():
+        parameter.requires_grad_(False)
+    return twin
+
+
+def receptive_field(handle: ModelHandle, layer: str, y: int, x: int) -> tuple[int, int, int, int]:
+    """Pixels of the model input that can influence position ``(y, x)`` of ``layer``.
+
+    Returns ``(top, left, bottom, right)`` (bottom and right exclusive), clipped to the input.
+    """
+    cache = handle.__dict__.setdefault("_linearised", {})
+    with handle.lock:
+        if "model" not in cache:
+            cache["model"] = _linearised(handle.model)
+        twin = cache["model"]
+        height, width = handle.input_size
+        probe = torch.ones(1, handle.input_channels, height, width, device=handle.device, requires_grad=True)
+        resolve_modules(twin, [layer])
+        with torch.enable_grad(), capture(twin, [layer], clone=False, detach=False, stop_when_done=True) as record:
+            run_forward(twin, probe)
+            output = record.outputs[layer]
+            (gradient,) = torch.autograd.grad(output[0, :, y, x].sum(), probe)
+    support = gradient[0].abs().sum(dim=0) > 0
+    rows = torch.nonzero(support.any(dim=1)).flatten()
+    cols = torch.nonzero(support.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return 0, 0, height, width
+    return int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1
