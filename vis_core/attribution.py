@@ -495,7 +495,8 @@ def attribute_tensor(
         if float(cam.max()) <= 0:
             note = (
                 f"{spec.label} is zero everywhere: no part of {used_layer} speaks for "
-                f"'{handle.labels[target_index]}' (its evidence is all negative). Try another class or an earlier layer."
+                f"'{handle.labels[target_index]}' (its evidence is all negative). "
+                "Try another class or an earlier layer."
             )
         model_map = _scale(_upsample(cam, size))
     else:
