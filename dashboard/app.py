@@ -30,6 +30,8 @@ navigation = st.navigation(
         st.Page(PAGES_DIR / "overview.py", title="Overview", icon=":material/home:", default=True),
         st.Page(PAGES_DIR / "feature_maps.py", title="Feature maps", icon=":material/grid_view:"),
         st.Page(PAGES_DIR / "filters.py", title="Filters", icon=":material/filter:"),
+        st.Page(PAGES_DIR / "projection.py", title="Projection", icon=":material/undo:"),
+        st.Page(PAGES_DIR / "activation_maps.py", title="Activation maps", icon=":material/local_fire_department:"),
         st.Page(PAGES_DIR / "training_lab.py", title="Training lab", icon=":material/school:"),
     ]
 )

@@ -85,3 +85,113 @@ def clear() -> None:
     """Empty every cache (tests call this between runs)."""
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+@st.cache_data(max_entries=128, ttl=TTL_SECONDS, show_spinner="Computing the map…")
+def attribution(
+    model_key: str,
+    image_key: str,
+    method: str,
+    target: int,
+    layer: str | None,
+    _handle: ModelHandle,
+    _image: Image.Image,
+) -> vis_core.Attribution:
+    """One attribution map (fast methods; Score-CAM goes through :func:`slow_attribution`)."""
+    return vis_core.attribute(_handle, _image, method, target=target, layer=layer)
+
+
+def slow_attribution(
+    model_key: str,
+    image_key: str,
+    method: str,
+    target: int,
+    layer: str | None,
+    handle: ModelHandle,
+    image: Image.Image,
+    progress,
+) -> vis_core.Attribution:
+    """A long attribution (Score-CAM) with a progress callback, memoised per session.
+
+    Not an ``st.cache_data`` function: its progress bar lives outside it. Clicking anything
+    while it runs reruns the page, which stops it at the next progress update, so repeated
+    clicks never stack.
+    """
+    memo = st.session_state.setdefault("_slow_attributions", {})
+    key = (model_key, image_key, method, target, layer)
+    if key not in memo:
+        if len(memo) >= 8:
+            memo.pop(next(iter(memo)))
+        memo[key] = vis_core.attribute(handle, image, method, target=target, layer=layer, progress=progress)
+    return memo[key]
+
+
+@st.cache_data(max_entries=64, ttl=TTL_SECONDS, show_spinner="Projecting back to pixels…")
+def projection(
+    model_key: str,
+    image_key: str,
+    layer: str,
+    channel: int,
+    method: str,
+    position: str | None,
+    _handle: ModelHandle,
+    _image: Image.Image,
+):
+    """A channel projected to pixels by deconvnet, guided backprop or the gradient."""
+    return vis_core.project(_handle, _image, layer=layer, channel=channel, method=method, position=position)
+
+
+@st.cache_data(max_entries=32, ttl=TTL_SECONDS, show_spinner="Projecting the strongest channels…")
+def top_projections(
+    model_key: str, image_key: str, layer: str, k: int, method: str, _handle: ModelHandle, _image: Image.Image
+) -> list[tuple[int, float, np.ndarray, np.ndarray]]:
+    """The ``k`` most active channels of a layer, each projected at its strongest position:
+    ``(channel, activation, projection, image patch)``, both cropped to the receptive field."""
+    from vis_core.projection import _gradient_rgb, project_batch, receptive_field
+
+    maps = feature_maps(model_key, image_key, _handle, _image)
+    channels = maps.top_channels(layer, k, by="max")
+    activation = maps.activations[layer]
+    positions = [
+        tuple(int(v) for v in np.unravel_index(int(np.argmax(activation[c])), activation[c].shape)) for c in channels
+    ]
+    gradients, values, _ = project_batch(_handle, _handle.preprocess(_image), layer, channels, method, positions)
+    view = model_view(model_key, image_key, _handle, _image)
+    tiles = []
+    for channel, value, gradient, position in zip(channels, values, gradients, positions):
+        top, left, bottom, right = receptive_field(_handle, layer, *position)
+        projected = _gradient_rgb(gradient)[top:bottom, left:right]
+        tiles.append((channel, float(value), projected, view[top:bottom, left:right]))
+    return tiles
+
+
+@st.cache_data(max_entries=16, ttl=TTL_SECONDS, show_spinner="Deleting and inserting pixels…")
+def faithfulness(
+    model_key: str,
+    image_key: str,
+    methods: tuple[str, ...],
+    target: int,
+    layer: str | None,
+    _handle: ModelHandle,
+    _image: Image.Image,
+):
+    """Deletion and insertion curves of several methods."""
+    from vis_core.metrics import faithfulness as curves
+
+    return curves(_handle, _image, list(methods), target=target, layer=layer)
+
+
+@st.cache_data(max_entries=8, ttl=TTL_SECONDS, show_spinner="Randomising the network layer by layer…")
+def sanity(
+    model_key: str,
+    image_key: str,
+    methods: tuple[str, ...],
+    target: int,
+    layer: str | None,
+    _handle: ModelHandle,
+    _image: Image.Image,
+):
+    """Cascading randomisation on a private copy of the model."""
+    from vis_core.metrics import sanity_check
+
+    return sanity_check(_handle, _image, list(methods), target=target, layer=layer)

@@ -481,3 +481,110 @@ def weight_change_chart(changes: np.ndarray, labels: Sequence[str], highlight: i
         margin=_MARGIN,
     )
     return figure
+
+
+def picture(
+    rgb: np.ndarray, *, title: str = "", box: tuple[int, int, int, int] | None = None, height: int = 360
+) -> go.Figure:
+    """An RGB image (uint8 or floats in [0, 1]), optionally with a rectangle (top, left, bottom, right)."""
+    array = rgb if rgb.dtype == np.uint8 else np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    figure = go.Figure(go.Image(z=array, hovertemplate="x=%{x}, y=%{y}<extra></extra>"))
+    if box is not None:
+        top, left, bottom, right = box
+        figure.add_shape(
+            type="rect",
+            x0=left - 0.5,
+            x1=right - 0.5,
+            y0=top - 0.5,
+            y1=bottom - 0.5,
+            line=dict(color="#e4572e", width=3),
+        )
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=40 if title else 5, b=5))
+    return figure
+
+
+def attribution_overlay(
+    background: np.ndarray,
+    heat: np.ndarray,
+    *,
+    title: str,
+    opacity: float = 0.55,
+    colorscale: str = "Inferno",
+    signed: bool = False,
+    height: int = 420,
+) -> go.Figure:
+    """An attribution map over the image; signed maps get a diverging scale centred on zero."""
+    figure = channel_heatmap(
+        heat,
+        title=title,
+        background=background,
+        opacity=opacity,
+        colorscale="RdBu_r" if signed else colorscale,
+        height=height,
+    )
+    if signed:
+        limit = float(np.abs(heat).max()) or 1.0
+        figure.data[-1].update(zmin=-limit, zmax=limit, zmid=0)
+    figure.data[-1].update(colorbar=dict(title="attribution"), zsmooth=False)
+    return figure
+
+
+def faithfulness_curves(results: Sequence) -> go.Figure:
+    """Deletion (left) and insertion (right) curves of several methods, AUC in the legend."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Deletion: lower is better", "Insertion: higher is better"))
+    palette = ["#4c78a8", "#e4572e", "#54a24b", "#b279a2", "#f58518", "#72b7b2", "#9d755d", "#eeca3b"]
+    for index, result in enumerate(results):
+        color = palette[index % len(palette)]
+        figure.add_trace(
+            go.Scatter(
+                x=result.fractions,
+                y=result.deletion,
+                name=f"{result.method} ({result.deletion_auc:.3f})",
+                line=dict(color=color),
+                legendgroup=result.method,
+            ),
+            row=1,
+            col=1,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=result.fractions,
+                y=result.insertion,
+                name=f"{result.method} ({result.insertion_auc:.3f})",
+                line=dict(color=color, dash="dot"),
+                legendgroup=result.method,
+            ),
+            row=1,
+            col=2,
+        )
+    figure.update_xaxes(title_text="share of pixels", tickformat=".0%")
+    figure.update_yaxes(title_text="class probability", range=[0, 1.02], row=1, col=1)
+    figure.update_layout(height=380, margin=_MARGIN, hovermode="x unified")
+    return figure
+
+
+def sanity_chart(check) -> go.Figure:
+    """Rank correlation (solid) and SSIM (dotted) of each method's map with its original."""
+    figure = go.Figure()
+    steps = ["original"] + [f"…{name}" for name in check.steps[1:]]
+    palette = ["#4c78a8", "#e4572e", "#54a24b", "#b279a2", "#f58518", "#72b7b2"]
+    for index, method in enumerate(check.spearman):
+        color = palette[index % len(palette)]
+        figure.add_trace(
+            go.Scatter(
+                x=steps,
+                y=check.spearman[method],
+                name=f"{method}: rank correlation",
+                line=dict(color=color),
+                mode="lines+markers",
+            )
+        )
+        figure.add_trace(
+            go.Scatter(x=steps, y=check.ssim[method], name=f"{method}: SSIM", line=dict(color=color, dash="dot"))
+        )
+    figure.update_yaxes(title_text="similarity to the original map", range=[-0.5, 1.05])
+    figure.update_xaxes(title_text="randomised down to block", tickangle=-45)
+    figure.update_layout(height=420, margin=_MARGIN, legend=dict(orientation="h", y=1.2), hovermode="x unified")
+    return figure

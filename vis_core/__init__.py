@@ -7,10 +7,16 @@ Torch and numpy only: importing it never imports streamlit or plotly. The public
     image = vis_core.load_image("cat.jpg")         # safe decoding, RGB
     maps = vis_core.feature_maps(handle, image)    # every layer, one forward pass
     maps.activations["features.10"].shape          # (64, 14, 14)
+    vis_core.attribute(handle, image, "gradcam").map          # (H, W) at the image's size
+    vis_core.project(handle, image, layer="features.10", channel=5, method="guided")
+    run = vis_core.train(dataset="digits", arch="notebook", epochs=5, seed=0, out="runs/demo")
+    run.handle(-1)                                 # the last snapshot as a ModelHandle
 """
 
+from .attribution import METHODS, Attribution, attribute
 from .errors import ImageError, ModelError, ParameterError, VisCoreError
-from .featuremaps import FeatureMaps, LayerStats, feature_maps
+from .featuremaps import FeatureMaps, LayerStats, feature_maps, feature_maps_from_tensor
+from .filters import Filters, filters
 from .hooks import capture, hook_count
 from .images import ALLOWED_FORMATS, MAX_BYTES, MAX_PIXELS, SAMPLE_IMAGES, load_image, sample_image, sample_names
 from .models import (
@@ -23,14 +29,19 @@ from .models import (
     predict,
     state_dict_hash,
 )
+from .projection import Projection, project
+from .training import Run, RunError, list_runs, load_run, train
 
 __all__ = [
     "ALLOWED_FORMATS",
     "DEFAULT_MODEL",
     "MAX_BYTES",
     "MAX_PIXELS",
+    "METHODS",
     "SAMPLE_IMAGES",
+    "Attribution",
     "FeatureMaps",
+    "Filters",
     "ImageError",
     "LayerInfo",
     "LayerStats",
@@ -38,15 +49,25 @@ __all__ = [
     "ModelHandle",
     "ParameterError",
     "Prediction",
+    "Projection",
+    "Run",
+    "RunError",
     "VisCoreError",
+    "attribute",
     "capture",
     "classification_models",
     "feature_maps",
+    "feature_maps_from_tensor",
+    "filters",
     "hook_count",
+    "list_runs",
     "load_image",
     "load_model",
+    "load_run",
     "predict",
+    "project",
     "sample_image",
     "sample_names",
     "state_dict_hash",
+    "train",
 ]

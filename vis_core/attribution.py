@@ -172,6 +172,23 @@ def _pixels(attribution: torch.Tensor, signed: bool) -> np.ndarray:
 
 # ------------------------------------------------------------------- the CAM family
 @register(
+    "gradcam",
+    "Grad-CAM",
+    uses_layer=True,
+    library="captum (LayerGradCam)",
+    summary="The layer's feature maps weighted by the average gradient of the class score.",
+)
+def _gradcam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **_) -> tuple:
+    from captum.attr import LayerGradCam
+
+    with handle.guard() as model:
+        cam = LayerGradCam(model, handle.modules[layer]).attribute(
+            _needs_grad(inputs), target=target, relu_attributions=True
+        )
+    return cam.detach()[0, 0].cpu().numpy(), None
+
+
+@register(
     "cam",
     "CAM",
     uses_layer=True,
@@ -198,23 +215,6 @@ def _cam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **_
         raise ParameterError(reason)
     cam = torch.einsum("k,khw->hw", head.weight[target], activation).numpy()
     return cam, None
-
-
-@register(
-    "gradcam",
-    "Grad-CAM",
-    uses_layer=True,
-    library="captum (LayerGradCam)",
-    summary="The layer's feature maps weighted by the average gradient of the class score.",
-)
-def _gradcam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **_) -> tuple:
-    from captum.attr import LayerGradCam
-
-    with handle.guard() as model:
-        cam = LayerGradCam(model, handle.modules[layer]).attribute(
-            _needs_grad(inputs), target=target, relu_attributions=True
-        )
-    return cam.detach()[0, 0].cpu().numpy(), None
 
 
 @register(

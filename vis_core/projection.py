@@ -138,8 +138,13 @@ class Projection:
 
 
 def _gradient_rgb(gradient: np.ndarray) -> np.ndarray:
-    """A signed ``(3, h, w)`` gradient as a displayable picture, zero at mid-grey."""
-    scale = float(np.abs(gradient).max())
+    """A signed ``(3, h, w)`` gradient as a displayable picture, zero at mid-grey.
+
+    Scaled by the 99.5th percentile of the non-zero magnitudes (a few extreme pixels would
+    otherwise leave everything else grey), then clipped."""
+    magnitudes = np.abs(gradient)
+    nonzero = magnitudes[magnitudes > 0]
+    scale = float(np.percentile(nonzero, 99.5)) if nonzero.size else 0.0
     picture = 0.5 + 0.5 * gradient / scale if scale > 0 else np.full_like(gradient, 0.5)
     return np.clip(picture.transpose(1, 2, 0), 0.0, 1.0).astype(np.float32)
 

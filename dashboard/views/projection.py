@@ -1,0 +1,90 @@
+"""Projection: which pixels drive the chosen filter (Zeiler & Fergus's deconvnet)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import cache, figures, sidebar
+from vis_core.projection import RULES
+
+selection = sidebar.current()
+handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
+
+st.title("Projection to pixels")
+st.markdown(
+    "A filter deep in the network responds to something in the picture, but what? Here its response is "
+    "sent **backwards** through the network to the pixels, which shows the edges and textures it reacts to. "
+    "The three ways of passing the signal back differ only at each ReLU; guided backprop gives the crispest "
+    "pictures, the plain gradient the most honest ones."
+)
+
+info = handle.layers[layer]
+if not info.is_spatial:
+    st.info(f"{layer} has no spatial map ({info.shape_text}); choose a convolutional layer in the sidebar.")
+    st.stop()
+
+RULE_LABELS = {"deconvnet": "Deconvnet", "guided": "Guided backprop", "gradient": "Gradient"}
+with st.sidebar:
+    st.subheader("Projection")
+    scope = st.radio(
+        "Project",
+        ["strongest position", "whole map"],
+        key="pr_scope",
+        help="Zeiler & Fergus project the single strongest activation; the whole map shows everything the filter saw.",
+    )
+    top_k = st.slider("Strongest filters to show", 4, 16, 8, 4, key="pr_top_k")
+    top_rule = st.selectbox("Rule for that grid", RULES, format_func=RULE_LABELS.get, key="pr_top_rule")
+
+position = "max" if scope == "strongest position" else None
+view = cache.model_view(handle.key, entry.key, handle, entry.image)
+results = {
+    rule: cache.projection(handle.key, entry.key, layer, channel, rule, position, handle, entry.image) for rule in RULES
+}
+first = results["deconvnet"]
+
+top, left, bottom, right = first.box if first.box is not None else (0, 0, *view.shape[:2])
+columns = st.columns(5 if first.position is not None else 4)
+with columns[0]:
+    st.plotly_chart(
+        figures.picture(view, title="The image", box=first.box, height=280), width="stretch", key="pr_image"
+    )
+panels = [("What it sees", view)] if first.position is not None else []
+panels += [(RULE_LABELS[rule], results[rule].rgb) for rule in RULES]
+for column, (title, picture) in zip(columns[1:], panels):
+    with column:
+        st.plotly_chart(
+            figures.picture(picture[top:bottom, left:right], title=title, height=280),
+            width="stretch",
+            key=f"pr_{title}",
+        )
+if first.position is not None:
+    st.caption(
+        f"Filter {channel} of {layer} fires most at position {first.position} of its "
+        f"{info.shape_text.split('×', 1)[1]} map (activation {first.activation:.3f}). The orange box is the part "
+        "of the image that position can see (its receptive field), shown enlarged beside it with its three "
+        "projections. Grey means no effect; colours show which way each pixel pushes the filter."
+    )
+else:
+    st.caption(
+        f"The whole map of filter {channel} of {layer} (total activation {first.activation:.3f}), "
+        "projected back. Grey means no effect."
+    )
+for result in results.values():
+    if result.note:
+        st.warning(result.note)
+        break
+
+st.subheader(f"The {top_k} strongest filters of {layer} for this image")
+tiles = cache.top_projections(handle.key, entry.key, layer, top_k, top_rule, handle, entry.image)
+grid = st.columns(4)
+for index, (filter_index, value, projected, patch) in enumerate(tiles):
+    with grid[index % 4]:
+        pair = st.columns(2)
+        pair[0].image(patch, width="stretch")
+        pair[1].image(projected, width="stretch", clamp=True)
+        st.caption(f"filter {filter_index} · peak {value:.2f}")
+st.caption(
+    "Each pair is the image patch under one filter's strongest response and that response projected back with "
+    f"{RULE_LABELS[top_rule].lower()}; "
+    "computed together in one batched backward pass."
+)
