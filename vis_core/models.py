@@ -237,13 +237,17 @@ class ModelHandle:
         return [info for info in self.layers.values() if info.is_block]
 
     def last_spatial_layer(self) -> str:
-        """Name of the last block whose output is a spatial feature map."""
-        spatial = [info.name for info in self.blocks() if info.is_spatial] or [
-            info.name for info in self.layers.values() if info.is_spatial
+        """Name of the last block whose output is a spatial feature map (more than 1x1)."""
+
+        def spatial(info: LayerInfo) -> bool:
+            return info.is_spatial and info.output_shape[1] * info.output_shape[2] > 1
+
+        names = [info.name for info in self.blocks() if spatial(info)] or [
+            info.name for info in self.layers.values() if spatial(info)
         ]
-        if not spatial:
+        if not names:
             raise ModelError(f"{self.name} has no layer with a spatial (C, H, W) output.")
-        return spatial[-1]
+        return names[-1]
 
     # ------------------------------------------------------------------- guard
     @contextmanager

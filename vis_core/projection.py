@@ -146,6 +146,8 @@ def _gradient_rgb(gradient: np.ndarray) -> np.ndarray:
     nonzero = magnitudes[magnitudes > 0]
     scale = float(np.percentile(nonzero, 99.5)) if nonzero.size else 0.0
     picture = 0.5 + 0.5 * gradient / scale if scale > 0 else np.full_like(gradient, 0.5)
+    if picture.shape[0] == 1:  # a greyscale model: grey picture
+        picture = np.repeat(picture, 3, axis=0)
     return np.clip(picture.transpose(1, 2, 0), 0.0, 1.0).astype(np.float32)
 
 
