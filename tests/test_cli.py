@@ -138,3 +138,55 @@ def test_filters_of_pretrained_model(capsys, tmp_path):
     assert code == 2 and "out of range" in err
     code, _, err = run_cli(capsys, "filters", "--run", str(tmp_path / "nope"), "--layer", "conv1", "--out", str(png))
     assert code == 2 and "no run folder" in err
+
+
+def test_deconv(capsys, tmp_path):
+    out = tmp_path / "d.png"
+    code, stdout, _ = run_cli(
+        capsys,
+        "deconv",
+        "--layer",
+        "features.10",
+        "--channel",
+        "5",
+        "--method",
+        "guided",
+        "--max",
+        "--out",
+        str(out),
+        "--json",
+    )
+    summary = json.loads(stdout)
+    assert code == 0 and summary["position"] == [4, 4] and len(summary["receptive_field"]) == 4
+    assert np.asarray(Image.open(out)).std() > 1
+    code, _, err = run_cli(capsys, "deconv", "--layer", "features.10", "--channel", "99", "--out", str(out))
+    assert code == 2 and "out of range" in err
+    code, _, err = run_cli(
+        capsys, "deconv", "--layer", "features.10", "--channel", "1", "--method", "lrp", "--out", str(out)
+    )
+    assert code == 2 and "invalid choice" in err
+
+
+def test_attribute_png_and_npy(capsys, tmp_path):
+    png, npy = tmp_path / "a.png", tmp_path / "a.npy"
+    code, stdout, _ = run_cli(
+        capsys, "attribute", "--method", "gradcam", "--target", "tabby", "--out", str(png), "--npy", str(npy), "--json"
+    )
+    summary = json.loads(stdout)
+    assert code == 0 and summary["target"] == 281 and summary["layer"] == "features.18"
+    saved = np.load(npy)
+    assert saved.shape == (300, 451) == tuple(summary["shape"]) and Image.open(png).size == (451, 300)
+    code, _, err = run_cli(capsys, "attribute", "--method", "cam", "--target", "unicorn", "--out", str(png))
+    assert code == 2 and "No class named" in err
+    code, _, err = run_cli(capsys, "attribute", "--method", "gradcam", "--layer", "classifier.1", "--out", str(png))
+    assert code == 2 and "spatial" in err
+
+
+def test_metrics_json(capsys):
+    code, stdout, _ = run_cli(
+        capsys, "metrics", "--method", "gradcam", "--method", "saliency", "--steps", "8", "--json"
+    )
+    summary = json.loads(stdout)
+    assert code == 0 and set(summary["faithfulness"]) == {"gradcam", "saliency"}
+    for scores in summary["faithfulness"].values():
+        assert 0 <= scores["deletion_auc"] <= 1 and 0 <= scores["insertion_auc"] <= 1

@@ -221,3 +221,48 @@ def test_a_run_is_a_model_like_any_other(runs_dir):
     assert overview.metric[1].value == "28×28" and "Top-5" in chart_titles(overview)
     filters_page = start(FILTERS, model_choice="run:lab-model", layer_choice="conv1")
     assert "greyscale image" in filters_page.info[0].value
+
+
+PROJECTION = "views/projection.py"
+ACTIVATION_MAPS = "views/activation_maps.py"
+
+
+def test_projection_page():
+    at = start(PROJECTION, channel_choice=5)
+    assert at.title[0].value == "Projection to pixels"
+    spec = chart_titles(at)
+    for title in ("The image", "What it sees", "Deconvnet", "Guided backprop", "Gradient"):
+        assert title in spec
+    assert "fires most at position" in " ".join(c.value for c in at.caption)
+    assert len(at.main.image) == 16  # 8 strongest filters: image patch and projection each
+    at = start(PROJECTION, pr_scope="whole map", layer_choice="features.4", pr_top_k=4)
+    assert "What it sees" not in chart_titles(at) and "whole map of filter 0 of features.4" in " ".join(
+        c.value for c in at.caption
+    )
+    at = start(PROJECTION, layer_choice="classifier.1")
+    assert "no spatial map" in at.info[0].value
+
+
+def test_activation_maps_page():
+    at = start(ACTIVATION_MAPS)
+    assert at.title[0].value == "Activation maps"
+    assert at.sidebar.selectbox(key="am_method").value == "gradcam"
+    assert at.sidebar.selectbox(key="am_layer").value == "features.18"
+    spec = chart_titles(at)
+    assert "Grad-CAM for 'Egyptian cat' at features.18" in spec
+    for label in ("Layer-CAM", "Saliency (gradient)", "Guided backprop"):
+        assert label in spec
+    at.button(key="am_faith").click().run()
+    assert not at.exception and "Deletion: lower is better" in chart_titles(at)
+    at = start(ACTIVATION_MAPS, am_method="integrated_gradients", am_target=281, am_compare=["cam", "occlusion"])
+    assert "Integrated gradients for 'tabby'" in chart_titles(at)
+    assert not at.warning  # CAM works at the pooled layer of MobileNetV2
+    at = start(ACTIVATION_MAPS, am_method="cam", model_choice="run:missing")
+    assert not at.exception
+
+
+def test_activation_maps_sanity_check():
+    at = start(ACTIVATION_MAPS, am_compare=["gradcam"])
+    at.button(key="am_sanity").click().run()
+    assert not at.exception
+    assert "rank correlation" in chart_titles(at) and "guided_backprop" in chart_titles(at)
