@@ -11,13 +11,14 @@ import sys
 
 from vis_core.models import resolve_device
 
-from . import bench_cold_start, bench_featuremaps, bench_training
+from . import bench_attribution, bench_cold_start, bench_featuremaps, bench_training
 from .common import RESULTS, write
 
 SUITES = {
     "featuremaps": bench_featuremaps.run,
     "cold_start": bench_cold_start.run,
     "training": bench_training.run,
+    "attribution": bench_attribution.run,
 }
 
 

@@ -150,6 +150,14 @@ def _upsample(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
+def _upsample_and_scale(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``_scale(_upsample(max(cam, 0)))`` in a few in-place torch operations."""
+    tensor = torch.as_tensor(np.ascontiguousarray(cam, dtype=np.float32)).clamp(min=0)[None, None]
+    up = F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)[0, 0]
+    up.sub_(up.min())
+    return up.div_(1e-7 + up.max()).numpy()
+
+
 def _activation_and_gradient(
     handle: ModelHandle, inputs: torch.Tensor, layer: str, target: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -498,7 +506,7 @@ def attribute_tensor(
                 f"'{handle.labels[target_index]}' (its evidence is all negative). "
                 "Try another class or an earlier layer."
             )
-        model_map = _scale(_upsample(cam, size))
+        model_map = _upsample_and_scale(raw, size)
     else:
         model_map = raw if raw.shape == size else _upsample(raw, size)
         if float(np.abs(model_map).max()) == 0:
@@ -506,10 +514,10 @@ def attribute_tensor(
                 f"{spec.label} is zero everywhere for '{handle.labels[target_index]}': the class score does not "
                 "react to any pixel here (e.g. saturated or dead units)."
             )
-    image_size = image_size or (size[1], size[0])
+    model_map = model_map.astype(np.float32)
     return Attribution(
-        map=handle.to_image_space(model_map, image_size),
-        model_map=model_map.astype(np.float32),
+        map=model_map if image_size is None else handle.to_image_space(model_map, image_size),
+        model_map=model_map,
         raw=raw if spec.uses_layer and method != "guided_gradcam" else None,
         method=method,
         target=target_index,

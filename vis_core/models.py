@@ -267,15 +267,18 @@ class ModelHandle:
             first_new_hook_id = RemovableHandle.next_id  # hook ids only grow
             try:
                 yield self.model
-            finally:
+            finally:  # write only what changed: this runs on every engine call
                 for module, flag, in_place in zip(modules, training, inplace):
-                    module.training = flag
+                    if module.training != flag:
+                        module.training = flag
                     if in_place is not None and module.inplace != in_place:
                         module.inplace = in_place
                     _remove_hooks_since(module, first_new_hook_id)
                 for parameter, flag in zip(parameters, requires_grad):
-                    parameter.grad = None
-                    parameter.requires_grad_(flag)
+                    if parameter.grad is not None:
+                        parameter.grad = None
+                    if parameter.requires_grad != flag:
+                        parameter.requires_grad_(flag)
 
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
@@ -284,7 +287,7 @@ _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_back
 def _remove_hooks_since(module: nn.Module, first_id: int) -> None:
     """Remove hooks registered on ``module`` with an id of at least ``first_id``."""
     for attr in _HOOK_DICTS:
-        hooks = getattr(module, attr)
+        hooks = module.__dict__.get(attr)
         if not hooks:
             continue
         for key in [k for k in hooks if k >= first_id]:
