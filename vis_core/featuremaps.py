@@ -114,16 +114,34 @@ class FeatureMaps:
             ) from None
 
 
-def _as_chw(tensor: torch.Tensor) -> np.ndarray | None:
-    """Batch element 0 as a float32 ``(C, H, W)`` array; ``None`` for other ranks."""
-    item = tensor[0]
-    if item.dim() == 1:
-        item = item[:, None, None]
-    elif item.dim() != 3:
-        return None
-    array = item.detach().to(torch.float32).cpu().numpy()
-    array.flags.writeable = False
-    return array
+def _to_host(outputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Batch element 0 of each output as a read-only float32 ``(C, H, W)`` array.
+
+    Vectors become ``(C, 1, 1)``; other ranks are dropped. On an accelerator every output is
+    packed into one buffer first, so the copy to the host is one transfer and one
+    synchronisation instead of one per layer.
+    """
+    items = []
+    for name, tensor in outputs.items():
+        item = tensor[0]
+        if item.dim() == 1:
+            item = item[:, None, None]
+        if item.dim() == 3:
+            items.append((name, item.detach()))
+    if not items:
+        return {}
+    if items[0][1].device.type == "cpu":
+        hosted = {name: item.to(torch.float32).numpy() for name, item in items}
+    else:
+        flat = torch.cat([item.reshape(-1).to(torch.float32) for _, item in items]).cpu()
+        hosted, offset = {}, 0
+        for name, item in items:
+            size = item.numel()
+            hosted[name] = flat[offset : offset + size].view(item.shape).numpy()
+            offset += size
+    for array in hosted.values():
+        array.flags.writeable = False
+    return hosted
 
 
 def feature_maps(
@@ -171,8 +189,8 @@ def feature_maps_from_tensor(
     start = time.perf_counter()
     outputs, logits = _capture_pass(handle, inputs, hooked, to_clone, stop_early)
     seconds = time.perf_counter() - start
-    arrays = {name: _as_chw(tensor) for name, tensor in outputs.items()}
-    activations = {name: arrays[source[name]] for name in names if arrays.get(source[name]) is not None}
+    arrays = _to_host(outputs)
+    activations = {name: arrays[source[name]] for name in names if source[name] in arrays}
     logit_array = None if logits is None else logits.detach().float().cpu().reshape(-1).numpy()
     return FeatureMaps(activations=activations, logits=logit_array, model=handle.key, seconds=seconds)
 
