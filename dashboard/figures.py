@@ -144,16 +144,7 @@ def channel_mosaic(
             )
         )
         if channel == highlight:
-            shapes.append(
-                dict(
-                    type="rect",
-                    x0=left - 0.5,
-                    x1=left + cols_px - 0.5,
-                    y0=top - 0.5,
-                    y1=top + rows_px - 0.5,
-                    line=dict(color="#e4572e", width=3),
-                )
-            )
+            shapes.append(_outline(top, left, rows_px, cols_px))
     figure = go.Figure(
         go.Heatmap(
             z=z,
@@ -175,6 +166,18 @@ def channel_mosaic(
         plot_bgcolor="white",
     )
     return figure
+
+
+def _outline(top: int, left: int, rows: int, cols: int) -> dict:
+    """An orange rectangle around one tile of a grid (the chosen channel or filter)."""
+    return dict(
+        type="rect",
+        x0=left - 0.5,
+        x1=left + cols - 0.5,
+        y0=top - 0.5,
+        y1=top + rows - 0.5,
+        line=dict(color="#e4572e", width=3),
+    )
 
 
 def page_size_for(rows_px: int, cols_px: int, wanted: int) -> int:
@@ -258,16 +261,7 @@ def rgb_mosaic(images: np.ndarray, *, columns: int = 8, highlight: int | None = 
         top, left = gap + row * (rows_px + gap), gap + column * (cols_px + gap)
         canvas[top : top + rows_px, left : left + cols_px] = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
         if index == highlight:
-            shapes.append(
-                dict(
-                    type="rect",
-                    x0=left - 0.5,
-                    x1=left + cols_px - 0.5,
-                    y0=top - 0.5,
-                    y1=top + rows_px - 0.5,
-                    line=dict(color="#e4572e", width=3),
-                )
-            )
+            shapes.append(_outline(top, left, rows_px, cols_px))
     figure = go.Figure(go.Image(z=canvas, hovertemplate="x=%{x}, y=%{y}<br>rgb %{z}<extra></extra>"))
     scale = tile_px / max(rows_px, cols_px)
     figure.update_xaxes(visible=False)
