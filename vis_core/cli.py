@@ -53,10 +53,17 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 
 # ---------------------------------------------------------------- shared flags
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="torchvision model name (default: the offline MobileNetV2)")
     parser.add_argument(
-        "--weights", default=None, help="weights name, e.g. IMAGENET1K_V1 (default: the model's default)"
+        "--model",
+        default=None,
+        help="torchvision model name (default: the offline MobileNetV2), or package.module:function (your code)",
     )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="weights name (e.g. IMAGENET1K_V1), or a .safetensors/.pt/.pth state_dict for --model's architecture",
+    )
+    parser.add_argument("--labels", default=None, help="class names for your weights: a .txt (one per line) or .json")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print a one-line JSON summary on stdout")
 
@@ -68,7 +75,7 @@ def _image_flag(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace):
     from .models import load_model
 
-    return load_model(args.model, weights=args.weights, device=args.device)
+    return load_model(args.model, weights=args.weights, device=args.device, labels=getattr(args, "labels", None))
 
 
 def _image(args: argparse.Namespace):

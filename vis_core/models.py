@@ -15,11 +15,13 @@ a technique forgot is removed, on a normal exit and after an exception.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,7 @@ from torch.utils.hooks import RemovableHandle
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from . import custom
 from . import weights as weights_io
 from .errors import ModelError, ParameterError
 from .hooks import capture, hook_count, run_forward, suggest
@@ -470,27 +473,46 @@ def _builder_kwargs(name: str, weights: torchvision.models.WeightsEnum) -> dict[
 def load_model(
     name: str | None = None,
     *,
-    weights: str | torchvision.models.WeightsEnum | None = None,
+    weights: str | os.PathLike | torchvision.models.WeightsEnum | None = None,
     device: str | torch.device = "auto",
+    labels: str | os.PathLike | Sequence[str] | None = None,
+    input_size: int | None = None,
+    resize_size: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> ModelHandle:
-    """Load a pretrained torchvision classification model as a :class:`ModelHandle`.
+    """Load a classification model as a :class:`ModelHandle`.
+
+    Three ways:
+
+    * a torchvision model by name with pretrained weights (default: the offline MobileNetV2);
+    * a torchvision architecture with *your* weights: ``weights`` is a path to a
+      ``.safetensors`` or ``.pt``/``.pth`` state_dict (read safely, see :mod:`vis_core.custom`),
+      with optional ``labels`` (list, .txt or .json), ``input_size``, ``resize_size``,
+      ``mean`` and ``std``;
+    * ``name="package.module:function"``: your own trusted code returning an ``nn.Module``
+      (or a dict with ``model`` and the same optional entries).
 
     Args:
-        name: a name from ``torchvision.models.list_models()``; default
-            :data:`DEFAULT_MODEL` (MobileNetV2, whose weights work offline).
-        weights: a weights enum member or its name (``"IMAGENET1K_V1"``, ``"DEFAULT"``);
-            default: the offline checkpoint for MobileNetV2, torchvision's default otherwise.
+        name: a name from ``torchvision.models.list_models()``, or ``package.module:function``.
+        weights: a weights enum member or its name (``"IMAGENET1K_V1"``, ``"DEFAULT"``), or a
+            path to a weights file.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, or a torch.device.
 
     Raises:
-        ModelError: unknown model or weights, or weights that can be neither found on disk
+        ModelError: unknown model or weights; weights that are refused or do not fit (the
+            message names the reason); pretrained weights that can be neither found on disk
             nor downloaded (the message names the offline default).
     """
     name = name or DEFAULT_MODEL
+    resolved_device = resolve_device(device)
+    if ":" in name:
+        return _from_factory(name, resolved_device)
+    if weights is not None and _is_path(weights):
+        return _from_file(name, Path(weights), resolved_device, labels, input_size, resize_size, mean, std)
     available = classification_models()
     if name not in available:
         raise ModelError(f"Unknown model {name!r}. {suggest(name, available)}")
-    resolved_device = resolve_device(device)
     weight_enum = resolve_weights(name, weights)
     state_dict = weights_io.load_state_dict(weight_enum)
     model = torchvision.models.get_model(name, weights=None, **_builder_kwargs(name, weight_enum))
@@ -515,6 +537,67 @@ def load_model(
         device=resolved_device,
         weights=str(weight_enum),
         interpolation=transforms.interpolation,
+    )
+
+
+def _is_path(weights: object) -> bool:
+    if isinstance(weights, os.PathLike):
+        return True
+    return isinstance(weights, str) and (weights.lower().endswith(custom.WEIGHT_SUFFIXES) or os.sep in weights)
+
+
+def _default_resize(size: int) -> int:
+    return size if size < 64 else int(round(size / 0.875))
+
+
+def _from_file(arch: str, path: Path, device: torch.device, labels, input_size, resize_size, mean, std) -> ModelHandle:
+    state = custom.read_state_dict(path)
+    model, grayscale, classes = custom.build_from_weights(arch, state)
+    size = int(input_size or 224)
+    channels = 1 if grayscale else 3
+    mean = tuple(mean) if mean is not None else ((0.449,) if grayscale else custom.IMAGENET_MEAN)
+    std = tuple(std) if std is not None else ((0.226,) if grayscale else custom.IMAGENET_STD)
+    if len(mean) != channels or len(std) != channels:
+        raise ModelError(
+            f"mean and std need {channels} value(s) for this {'greyscale' if grayscale else 'colour'} model."
+        )
+    digest = weights_io.sha256_of(path)[:12]
+    return ModelHandle(
+        name=f"{arch} ({path.name})",
+        model=model.to(device),
+        labels=custom.read_labels(labels, classes),
+        input_size=(size, size),
+        resize_size=int(resize_size or _default_resize(size)),
+        mean=mean,
+        std=std,
+        device=device,
+        weights=f"file {path.name} sha256:{digest}",
+        grayscale=grayscale,
+    )
+
+
+def _from_factory(spec: str, device: torch.device) -> ModelHandle:
+    built = custom.call_factory(spec)
+    model: nn.Module = built["model"].eval()
+    grayscale = bool(built.get("grayscale", False))
+    size = int(built.get("input_size", 224))
+    channels = 1 if grayscale else 3
+    with torch.no_grad():
+        try:
+            classes = int(model(torch.zeros(1, channels, size, size)).reshape(1, -1).shape[1])
+        except Exception as exc:
+            raise ModelError(f"{spec}: a test forward pass on a {channels}x{size}x{size} input failed: {exc}") from exc
+    return ModelHandle(
+        name=spec,
+        model=model.to(device),
+        labels=custom.read_labels(built.get("labels"), classes),
+        input_size=(size, size),
+        resize_size=int(built.get("resize_size", _default_resize(size))),
+        mean=tuple(built.get("mean", (0.449,) if grayscale else custom.IMAGENET_MEAN)),
+        std=tuple(built.get("std", (0.226,) if grayscale else custom.IMAGENET_STD)),
+        device=device,
+        weights=f"factory {spec}",
+        grayscale=grayscale,
     )
 
 

@@ -1,0 +1,29 @@
+"""Model factories for the trusted ``package.module:function`` path (used by the tests)."""
+
+from torch import nn
+
+
+def tiny_digits() -> dict:
+    """A 1-channel 32x32 network with functional-free layers and named classes."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    )
+    return {
+        "model": model,
+        "labels": ["zero", "one", "two"],
+        "input_size": 32,
+        "grayscale": True,
+        "mean": (0.5,),
+        "std": (0.25,),
+    }
+
+
+def plain_module() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
