@@ -11,7 +11,7 @@ import sys
 
 from vis_core.models import resolve_device
 
-from . import bench_attribution, bench_cold_start, bench_featuremaps, bench_training
+from . import bench_attribution, bench_cold_start, bench_featuremaps, bench_load, bench_training
 from .common import RESULTS, write
 
 SUITES = {
@@ -19,6 +19,7 @@ SUITES = {
     "cold_start": bench_cold_start.run,
     "training": bench_training.run,
     "attribution": bench_attribution.run,
+    "load": bench_load.run,
 }
 
 
