@@ -11,7 +11,7 @@ import sys
 
 from vis_core.models import resolve_device
 
-from . import bench_attribution, bench_cold_start, bench_featuremaps, bench_load, bench_training
+from . import bench_attribution, bench_browser, bench_cold_start, bench_featuremaps, bench_load, bench_training
 from .common import RESULTS, write
 
 SUITES = {
@@ -20,6 +20,7 @@ SUITES = {
     "training": bench_training.run,
     "attribution": bench_attribution.run,
     "load": bench_load.run,
+    "browser": bench_browser.run,
 }
 
 
