@@ -1,0 +1,148 @@
+"""Deep dream (Mordvintsev et al., 2015): amplify what a layer sees in a photo.
+
+Gradient ascent on the photo itself for the L2 norm of a layer's activation (or one channel
+of it), over several octaves: the image is processed from a small scale up to full size, and
+the detail added at each scale is carried up to the next. Each step uses a normalised
+gradient (divided by its mean absolute value) with a random jitter (roll) so that no grid
+pattern builds up, and an optional Gaussian smoothing of the gradient. Large images are
+processed in tiles whose grid moves with the jitter, so no seams appear and memory stays
+bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import optim
+from .errors import ParameterError
+from .models import ModelHandle
+
+MAX_OCTAVES = 8
+MAX_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class Dream:
+    """A dreamed image.
+
+    Attributes:
+        image: ``(H, W, 3)`` float32 in [0, 1], at the input image's size (capped at MAX_SIDE).
+        layer, channel: the objective.
+        octaves, steps, seed, seconds: how it was made.
+    """
+
+    image: np.ndarray
+    layer: str
+    channel: int | None
+    octaves: int
+    steps: int
+    seed: int
+    seconds: float
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    if sigma <= 0:
+        return x
+    radius = max(1, int(3 * sigma))
+    grid = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-(grid**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).view(1, 1, 1, -1).repeat(x.shape[1], 1, 1, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel, groups=x.shape[1])
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.transpose(2, 3), groups=x.shape[1])
+
+
+def _gradient(handle: ModelHandle, image: torch.Tensor, objective: optim.Objective, tile: int) -> torch.Tensor:
+    """d objective / d image, computed tile by tile for large images."""
+    gradient = torch.zeros_like(image)
+    height, width = image.shape[-2:]
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            piece = image[:, :, top : top + tile, left : left + tile].clone().requires_grad_(True)
+            if min(piece.shape[-2:]) < 8:
+                continue
+            score = objective(optim.activations(handle, optim.normalise(handle, piece), objective.layers)).sum()
+            (part,) = torch.autograd.grad(score, piece)
+            gradient[:, :, top : top + tile, left : left + tile] = part
+    return gradient
+
+
+def deep_dream(
+    handle: ModelHandle,
+    image: Image.Image,
+    *,
+    layer: str,
+    channel: int | None = None,
+    octaves: int = 4,
+    octave_scale: float = 1.4,
+    steps: int = 10,
+    step_size: float = 0.02,
+    jitter: int = 32,
+    smoothing: float = 0.5,
+    tile_size: int = 512,
+    seed: int = 0,
+    on_step: Callable[[int, int, torch.Tensor | None], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Dream:
+    """Dream ``layer`` (or one of its channels) into ``image``.
+
+    Args:
+        octaves: scales processed, smallest first (1..MAX_OCTAVES).
+        octave_scale: size ratio between octaves.
+        steps: gradient steps per octave.
+        step_size: step in [0, 1] pixel units for a unit normalised gradient.
+        jitter: random shift (pixels) before each step.
+        smoothing: Gaussian sigma (pixels) applied to the gradient; 0 to disable.
+        tile_size: the largest square processed at once.
+    """
+    info = handle.layer(layer)
+    if not info.is_spatial:
+        raise ParameterError(f"{layer} has no spatial map; choose a convolutional layer.")
+    if channel is not None:
+        handle.check_channel(layer, channel)
+    if not 1 <= int(octaves) <= MAX_OCTAVES:
+        raise ParameterError(f"octaves must be between 1 and {MAX_OCTAVES}, got {octaves}.")
+    optim.check_caps(steps=int(steps) * int(octaves))
+    if not 1.0 < float(octave_scale) <= 2.0:
+        raise ParameterError(f"octave scale must be in (1, 2], got {octave_scale}.")
+    start = time.perf_counter()
+    picture = image.convert("RGB")
+    if max(picture.size) > MAX_SIDE:
+        picture = picture.copy()
+        picture.thumbnail((MAX_SIDE, MAX_SIDE))
+    base = torch.as_tensor(np.array(picture), dtype=torch.float32).permute(2, 0, 1)[None].div_(255.0)
+    base = base.to(handle.device)
+    objective = optim.layer_l2(layer, channel)
+    generator = torch.Generator().manual_seed(int(seed))
+    shapes = [base.shape[-2:]]
+    for _ in range(int(octaves) - 1):
+        height, width = shapes[-1]
+        shapes.append((max(16, int(height / octave_scale)), max(16, int(width / octave_scale))))
+    shapes.reverse()
+    detail = torch.zeros_like(F.interpolate(base, size=shapes[0], mode="bilinear", align_corners=False))
+    total, done = int(steps) * len(shapes), 0
+    with handle.guard(), torch.enable_grad():
+        for shape in shapes:
+            scaled = F.interpolate(base, size=shape, mode="bilinear", align_corners=False)
+            detail = F.interpolate(detail, size=shape, mode="bilinear", align_corners=False)
+            current = (scaled + detail).clamp(0, 1)
+            for _ in range(int(steps)):
+                if should_stop is not None and should_stop():
+                    raise optim.Stopped
+                dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
+                rolled = torch.roll(current, shifts=(dy, dx), dims=(2, 3))
+                gradient = _blur(_gradient(handle, rolled, objective, int(tile_size)), smoothing)
+                gradient = torch.roll(gradient, shifts=(-dy, -dx), dims=(2, 3))
+                current = (current + step_size * gradient / gradient.abs().mean().clamp_min(1e-8)).clamp(0, 1)
+                done += 1
+                if on_step is not None:
+                    on_step(done, total, current.detach().cpu() if done % 5 == 0 or done == total else None)
+            detail = current - scaled
+    result = optim.to_numpy_images(current.cpu())[0]
+    return Dream(result, layer, channel, int(octaves), int(steps), int(seed), time.perf_counter() - start)

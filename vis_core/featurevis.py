@@ -1,0 +1,115 @@
+"""Feature visualisation (activation maximisation): the image a channel, neuron or class likes most.
+
+Erhan et al. (2009) and Olah et al. (2017): start from noise and follow the gradient of the
+chosen unit's activation with respect to the image. Defaults as in Olah et al.: an FFT
+parameterisation in decorrelated colour space, and the standard transforms (pad, jitter,
+scale, rotate), which together give natural-looking images instead of adversarial noise.
+Several channels render in one batch (a gallery); several images of one channel with a
+diversity term show different things the channel responds to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import optim
+from .errors import ParameterError
+from .models import ModelHandle
+
+
+@dataclass(frozen=True)
+class FeatureVisualization:
+    """Rendered images.
+
+    Attributes:
+        image: the first ``(H, W, 3)`` float32 image in [0, 1].
+        images: all of them (one per channel of a gallery, or per diverse sample).
+        layer, channels: what was maximised (``channels[i]`` for ``images[i]``).
+        objective: the objective per step (mean over the batch).
+        seed, seconds: reproducibility and cost.
+    """
+
+    image: np.ndarray
+    images: tuple[np.ndarray, ...]
+    layer: str
+    channels: tuple[int, ...]
+    objective: tuple[float, ...]
+    seed: int
+    seconds: float
+
+
+def feature_visualization(
+    handle: ModelHandle,
+    *,
+    layer: str,
+    channel: int | Sequence[int],
+    steps: int = 256,
+    size: int = 224,
+    seed: int = 0,
+    lr: float = 0.05,
+    fft: bool = True,
+    decorrelate: bool = True,
+    transforms: bool = True,
+    mode: str = "channel",
+    diversity: int = 0,
+    diversity_weight: float = 1e2,
+    on_step: Callable[[int, int, torch.Tensor | None], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FeatureVisualization:
+    """Render what maximises ``layer``'s ``channel`` (or each of several channels at once).
+
+    Args:
+        channel: one channel, or a list for a gallery (one image each, in one batch).
+        mode: ``channel`` (mean of the channel), ``neuron`` (its centre position), or
+            ``class`` (``channel`` is a class index and ``layer`` is ignored).
+        diversity: render this many images of one channel with a diversity term.
+    """
+    optim.check_caps(steps=steps, size=size)
+    channels = [channel] if isinstance(channel, int) else list(channel)
+    if not channels:
+        raise ParameterError("Choose at least one channel.")
+    if mode == "class":
+        for index in channels:
+            if not 0 <= index < len(handle.labels):
+                raise ParameterError(f"Class {index} is out of range (0..{len(handle.labels) - 1}).")
+        objective = optim.class_logit(channels[0]) if len(channels) == 1 else None
+    else:
+        info = handle.layer(layer)
+        if not info.is_spatial:
+            raise ParameterError(f"{layer} has no spatial map; choose a convolutional layer.")
+        for index in channels:
+            handle.check_channel(layer, index)
+        objective = None
+    batch = max(len(channels), int(diversity) or 1)
+    optim.check_caps(batch=batch)
+    if len(channels) > 1 and diversity:
+        raise ParameterError("Diversity renders several images of one channel; choose one channel.")
+    if mode == "class":
+        if len(channels) > 1:
+            objective = optim.Objective(frozenset([optim.LOGITS]),
+                                        lambda a: a[optim.LOGITS][torch.arange(len(channels)), torch.tensor(channels)],
+                                        "classes")
+    elif mode == "neuron":
+        objective = optim.neuron(layer, channels[0]) if len(channels) == 1 else None
+        if objective is None:
+            raise ParameterError("Neuron mode takes one channel.")
+    else:
+        objective = optim.channel(layer, channels[0] if len(channels) == 1 else channels)
+    if diversity and mode != "class":
+        objective = objective + diversity_weight * optim.diversity(layer)
+    generator = torch.Generator().manual_seed(int(seed))
+    param = optim.ImageParam(batch, int(size), channels=3, fft=fft, decorrelate=decorrelate, generator=generator)
+    start = time.perf_counter()
+    images, history = optim.ascend(
+        handle, objective, param, steps=int(steps), lr=lr,
+        transforms=optim.standard_transforms() if transforms else (), generator=generator,
+        on_step=on_step, should_stop=should_stop,
+    )
+    arrays = tuple(optim.to_numpy_images(images))
+    used = tuple(channels) if len(channels) > 1 else tuple(channels * batch)
+    return FeatureVisualization(arrays[0], arrays, layer, used, tuple(history), int(seed), time.perf_counter() - start)
