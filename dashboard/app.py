@@ -32,6 +32,9 @@ navigation = st.navigation(
         st.Page(PAGES_DIR / "filters.py", title="Filters", icon=":material/filter:"),
         st.Page(PAGES_DIR / "projection.py", title="Projection", icon=":material/undo:"),
         st.Page(PAGES_DIR / "activation_maps.py", title="Activation maps", icon=":material/local_fire_department:"),
+        st.Page(PAGES_DIR / "deep_dream.py", title="Deep dream", icon=":material/cloud:"),
+        st.Page(PAGES_DIR / "feature_vis.py", title="Feature visualisation", icon=":material/palette:"),
+        st.Page(PAGES_DIR / "reconstruction.py", title="Reconstruction", icon=":material/restore:"),
         st.Page(PAGES_DIR / "training_lab.py", title="Training lab", icon=":material/school:"),
     ]
 )

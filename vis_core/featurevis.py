@@ -91,9 +91,11 @@ def feature_visualization(
         raise ParameterError("Diversity renders several images of one channel; choose one channel.")
     if mode == "class":
         if len(channels) > 1:
-            objective = optim.Objective(frozenset([optim.LOGITS]),
-                                        lambda a: a[optim.LOGITS][torch.arange(len(channels)), torch.tensor(channels)],
-                                        "classes")
+            objective = optim.Objective(
+                frozenset([optim.LOGITS]),
+                lambda a: a[optim.LOGITS][torch.arange(len(channels)), torch.tensor(channels)],
+                "classes",
+            )
     elif mode == "neuron":
         objective = optim.neuron(layer, channels[0]) if len(channels) == 1 else None
         if objective is None:
@@ -106,9 +108,15 @@ def feature_visualization(
     param = optim.ImageParam(batch, int(size), channels=3, fft=fft, decorrelate=decorrelate, generator=generator)
     start = time.perf_counter()
     images, history = optim.ascend(
-        handle, objective, param, steps=int(steps), lr=lr,
-        transforms=optim.standard_transforms() if transforms else (), generator=generator,
-        on_step=on_step, should_stop=should_stop,
+        handle,
+        objective,
+        param,
+        steps=int(steps),
+        lr=lr,
+        transforms=optim.standard_transforms() if transforms else (),
+        generator=generator,
+        on_step=on_step,
+        should_stop=should_stop,
     )
     arrays = tuple(optim.to_numpy_images(images))
     used = tuple(channels) if len(channels) > 1 else tuple(channels * batch)

@@ -84,12 +84,22 @@ def reconstruct(
         centred = (x - 0.5) * 2
         return alpha_weight * centred.abs().pow(alpha).mean() + tv_weight * _total_variation(x, tv_beta)
 
-    param = optim.ImageParam(1, handle.input_size, channels=3, fft=False, decorrelate=False, generator=generator,
-                             scale=0.5)
+    param = optim.ImageParam(
+        1, handle.input_size, channels=3, fft=False, decorrelate=False, generator=generator, scale=0.5
+    )
     transforms = [optim.roll(jitter)] if jitter else []  # the representation must keep its size
-    images, history = optim.ascend(handle, objective, param, steps=int(steps), lr=lr, transforms=transforms,
-                                   generator=generator, regulariser=regulariser, on_step=on_step,
-                                   should_stop=should_stop)
+    images, history = optim.ascend(
+        handle,
+        objective,
+        param,
+        steps=int(steps),
+        lr=lr,
+        transforms=transforms,
+        generator=generator,
+        regulariser=regulariser,
+        on_step=on_step,
+        should_stop=should_stop,
+    )
     result = optim.to_numpy_images(images)[0]
     original = view[0].permute(1, 2, 0).numpy()
     return Reconstruction(
@@ -103,6 +113,8 @@ def reconstruct(
     )
 
 
-def reconstruct_strip(handle: ModelHandle, image: Image.Image, layers: Sequence[str], **options) -> list[Reconstruction]:
+def reconstruct_strip(
+    handle: ModelHandle, image: Image.Image, layers: Sequence[str], **options
+) -> list[Reconstruction]:
     """Reconstructions from several layers (early to deep), for the side-by-side strip."""
     return [reconstruct(handle, image, layer=layer, **options) for layer in layers]

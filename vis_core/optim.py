@@ -52,10 +52,14 @@ class Objective:
         return self.score(activations)
 
     def __add__(self, other: Objective) -> Objective:
-        return Objective(self.layers | other.layers, lambda a: self(a) + other(a), f"{self.description} + {other.description}")
+        return Objective(
+            self.layers | other.layers, lambda a: self(a) + other(a), f"{self.description} + {other.description}"
+        )
 
     def __sub__(self, other: Objective) -> Objective:
-        return Objective(self.layers | other.layers, lambda a: self(a) - other(a), f"{self.description} - {other.description}")
+        return Objective(
+            self.layers | other.layers, lambda a: self(a) - other(a), f"{self.description} - {other.description}"
+        )
 
     def __mul__(self, factor: float) -> Objective:
         return Objective(self.layers, lambda a: self(a) * float(factor), f"{factor} * ({self.description})")
@@ -142,9 +146,19 @@ _COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 class ImageParam(torch.nn.Module):
     """A batch of images as learnable parameters; ``forward()`` gives ``(B, C, H, W)`` in [0, 1]."""
 
-    def __init__(self, batch: int, size: int | tuple[int, int], *, channels: int = 3, fft: bool = True,
-                 decorrelate: bool = True, generator: torch.Generator, init: torch.Tensor | None = None,
-                 scale: float = 0.01, decay: float = 1.0) -> None:
+    def __init__(
+        self,
+        batch: int,
+        size: int | tuple[int, int],
+        *,
+        channels: int = 3,
+        fft: bool = True,
+        decorrelate: bool = True,
+        generator: torch.Generator,
+        init: torch.Tensor | None = None,
+        scale: float = 0.01,
+        decay: float = 1.0,
+    ) -> None:
         super().__init__()
         self.height, self.width = (size, size) if isinstance(size, int) else size
         self.channels, self.fft = channels, fft
@@ -157,11 +171,15 @@ class ImageParam(torch.nn.Module):
             fy = torch.fft.fftfreq(self.height)[:, None]
             fx = torch.fft.rfftfreq(self.width)[None, :]
             frequencies = torch.sqrt(fx**2 + fy**2)
-            self.register_buffer("spectrum_scale", 1.0 / frequencies.clamp_min(1.0 / max(self.height, self.width)) ** decay)
+            self.register_buffer(
+                "spectrum_scale", 1.0 / frequencies.clamp_min(1.0 / max(self.height, self.width)) ** decay
+            )
             shape = (batch, channels, self.height, self.width // 2 + 1, 2)
             self.spectrum = torch.nn.Parameter(torch.randn(shape, generator=generator) * scale)
         else:
-            self.pixels = torch.nn.Parameter(torch.randn((batch, channels, self.height, self.width), generator=generator) * scale)
+            self.pixels = torch.nn.Parameter(
+                torch.randn((batch, channels, self.height, self.width), generator=generator) * scale
+            )
 
     def forward(self) -> torch.Tensor:
         if self.fft:
@@ -223,8 +241,13 @@ def random_rotate(degrees: Sequence[float]) -> Transform:
 
 def standard_transforms() -> list[Transform]:
     """Olah et al.'s / lucent's standard set: pad 12, jitter 8, scale, rotate, jitter 4."""
-    return [pad(12), jitter(8), random_scale([1 + (i - 5) / 50.0 for i in range(11)]),
-            random_rotate(list(range(-10, 11)) + 5 * [0]), jitter(4)]
+    return [
+        pad(12),
+        jitter(8),
+        random_scale([1 + (i - 5) / 50.0 for i in range(11)]),
+        random_rotate(list(range(-10, 11)) + 5 * [0]),
+        jitter(4),
+    ]
 
 
 def check_caps(*, steps: int | None = None, size: int | None = None, batch: int | None = None) -> None:
@@ -257,8 +280,9 @@ def activations(handle: ModelHandle, inputs: torch.Tensor, layers: frozenset[str
     for layer in named:
         handle.layer(layer)
     model = handle.model
-    with capture(model, named, clone=False, detach=False, stop_when_done=LOGITS not in layers,
-                 modules=handle.modules) as record:
+    with capture(
+        model, named, clone=False, detach=False, stop_when_done=LOGITS not in layers, modules=handle.modules
+    ) as record:
         logits = run_forward(model, inputs)
     result = dict(record.outputs)
     if LOGITS in layers:
@@ -317,7 +341,7 @@ def ascend(
     return final, history
 
 
-def to_numpy_images(images: torch.Tensor) -> "list":
+def to_numpy_images(images: torch.Tensor) -> list:
     """``(B, C, H, W)`` in [0, 1] to a list of ``(H, W, 3)`` float32 arrays."""
     images = images.detach().float().clamp(0, 1)
     if images.shape[1] == 1:

@@ -1,0 +1,115 @@
+"""Deep dream: let the network amplify what it sees in the photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import vis_core
+from dashboard import live, sidebar
+from vis_core.dream import MAX_OCTAVES, deep_dream
+
+selection = sidebar.current()
+handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
+
+st.title("Deep dream")
+st.markdown(
+    "The network is asked to see *more* of whatever it already sees: the photo is changed, step by step, "
+    "so that the chosen layer responds more strongly. Shallow layers paint strokes and textures, deep layers "
+    "dream up eyes, fur and whole animals. It works at several scales (octaves), from coarse to fine."
+)
+info = handle.layers[layer]
+if not info.is_spatial:
+    st.info(f"{layer} has no spatial map ({info.shape_text}); choose a convolutional layer in the sidebar.")
+    st.stop()
+
+with st.sidebar:
+    st.subheader("Deep dream")
+    target = st.radio("Amplify", ["the whole layer", "the sidebar's filter"], key="dd_target")
+    octaves = st.slider("Octaves", 1, MAX_OCTAVES, 4, key="dd_octaves")
+    octave_scale = st.slider("Octave scale", 1.1, 2.0, 1.4, 0.1, key="dd_scale")
+    steps = st.slider("Steps per octave", 1, 40, 10, key="dd_steps")
+    step_size = st.slider("Step size", 0.005, 0.1, 0.02, 0.005, key="dd_step_size")
+    jitter = st.slider("Jitter (pixels)", 0, 64, 32, key="dd_jitter")
+    smoothing = st.slider("Gradient smoothing (sigma)", 0.0, 3.0, 0.5, 0.25, key="dd_smoothing")
+    tile = st.select_slider(
+        "Tile size",
+        [128, 256, 384, 512, 768, 1024],
+        512,
+        key="dd_tile",
+        help="Large images are processed in tiles of this size (less memory, no seams).",
+    )
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="dd_seed"))
+
+chosen_channel = channel if target == "the sidebar's filter" else None
+settings = (
+    handle.key,
+    entry.key,
+    layer,
+    chosen_channel,
+    octaves,
+    octave_scale,
+    steps,
+    step_size,
+    jitter,
+    smoothing,
+    tile,
+    seed,
+)
+if st.button("Dream", type="primary", key="dd_go"):
+    try:
+        result = live.run(
+            "Dreaming",
+            lambda on_step: deep_dream(
+                handle,
+                entry.image,
+                layer=layer,
+                channel=chosen_channel,
+                octaves=octaves,
+                octave_scale=octave_scale,
+                steps=steps,
+                step_size=step_size,
+                jitter=jitter,
+                smoothing=smoothing,
+                tile_size=tile,
+                seed=seed,
+                on_step=on_step,
+            ),
+            key="dd",
+        )
+        st.session_state["dd_result"] = (settings, result)
+    except vis_core.VisCoreError as exc:
+        st.error(str(exc))
+
+stored = st.session_state.get("dd_result")
+if stored is None:
+    st.caption("Choose the settings on the left and press Dream. Four octaves of ten steps take a few seconds.")
+    st.stop()
+used, dream = stored
+if used[:3] != settings[:3]:
+    st.caption("This dream was made with another model, image or layer; press Dream to update it.")
+original = np.asarray(entry.image.convert("RGB").resize(dream.image.shape[1::-1]), dtype=np.float32) / 255.0
+blend = st.slider(
+    "Blend with the original",
+    0.0,
+    1.0,
+    1.0,
+    0.05,
+    key="dd_blend",
+    help="1 shows the dream alone, 0 the original photo.",
+)
+shown = blend * dream.image + (1 - blend) * original
+what = f"filter {dream.channel} of {dream.layer}" if dream.channel is not None else dream.layer
+st.image(
+    shown,
+    caption=f"{what}: {dream.octaves} octaves × {dream.steps} steps, seed {dream.seed}, {dream.seconds:.1f} s",
+    width="stretch",
+    clamp=True,
+)
+st.download_button(
+    "Download the dream (PNG, full size)",
+    live.png_bytes(dream.image),
+    file_name="deep-dream.png",
+    mime="image/png",
+    key="dd_download",
+)

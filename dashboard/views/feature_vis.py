@@ -1,0 +1,105 @@
+"""Feature visualisation: the picture a filter likes most."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import vis_core
+from dashboard import live, sidebar
+from vis_core.featurevis import feature_visualization
+from vis_core.optim import MAX_SIZE
+
+selection = sidebar.current()
+handle, layer, channel = selection.handle, selection.layer, selection.channel
+
+st.title("Feature visualisation")
+st.markdown(
+    "What is a filter looking for? Start from grey noise and let the network itself paint, step by step, "
+    "the picture that excites the filter most. Early filters want stripes and colours, deeper ones textures, "
+    "then eyes, wheels or fur. Gallery mode paints many filters at once; diversity mode shows several different "
+    "things one filter likes."
+)
+info = handle.layers[layer]
+if not info.is_spatial:
+    st.info(f"{layer} has no spatial map ({info.shape_text}); choose a convolutional layer in the sidebar.")
+    st.stop()
+
+with st.sidebar:
+    st.subheader("Feature visualisation")
+    mode = st.radio(
+        "Render", ["one filter", "gallery of filters", "diverse images of one filter", "a class"], key="fv_mode"
+    )
+    steps = st.slider("Steps", 16, 512, 128, 16, key="fv_steps")
+    size = st.select_slider(
+        "Size (pixels)", [64, 96, 128, 160, 224, 320, 448], 128 if mode != "one filter" else 224, key="fv_size"
+    )
+    fft = st.toggle("Fourier parameterisation", value=True, key="fv_fft")
+    decorrelate = st.toggle("Decorrelated colour", value=True, key="fv_decorrelate")
+    transforms = st.toggle("Robustness transforms (jitter, scale, rotate)", value=True, key="fv_transforms")
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="fv_seed"))
+    count = 1
+    first = channel
+    if mode == "gallery of filters":
+        first, last = st.slider("Filters", 0, info.channels - 1, (0, min(info.channels - 1, 7)), key="fv_range")
+        count = min(16, last - first + 1)
+    elif mode == "diverse images of one filter":
+        count = st.slider("Images", 2, 8, 4, key="fv_count")
+    elif mode == "a class":
+        first = st.selectbox(
+            "Class", list(range(len(handle.labels))), format_func=lambda i: handle.labels[i], key="fv_class"
+        )
+
+if st.button("Render", type="primary", key="fv_go"):
+    if mode == "gallery of filters":
+        kwargs = dict(channel=list(range(first, first + count)))
+    elif mode == "diverse images of one filter":
+        kwargs = dict(channel=channel, diversity=count)
+    elif mode == "a class":
+        kwargs = dict(channel=int(first), mode="class")
+    else:
+        kwargs = dict(channel=channel)
+    try:
+        result = live.run(
+            "Painting",
+            lambda on_step: feature_visualization(
+                handle,
+                layer=layer,
+                steps=steps,
+                size=min(size, MAX_SIZE),
+                seed=seed,
+                fft=fft,
+                decorrelate=decorrelate,
+                transforms=transforms,
+                on_step=on_step,
+                **kwargs,
+            ),
+            key="fv",
+        )
+        st.session_state["fv_result"] = (mode, handle.key, result)
+    except vis_core.VisCoreError as exc:
+        st.error(str(exc))
+
+stored = st.session_state.get("fv_result")
+if stored is None:
+    st.caption("Press Render. 128 steps at 224 pixels take a few seconds on a CPU.")
+    st.stop()
+shown_mode, model_key, result = stored
+columns = st.columns(min(4, len(result.images)))
+for index, image in enumerate(result.images):
+    with columns[index % len(columns)]:
+        if shown_mode == "a class":
+            caption = f"class '{handle.labels[result.channels[index]]}'" if model_key == handle.key else "a class"
+        else:
+            caption = f"{result.layer} filter {result.channels[index]}"
+        st.image(image, caption=caption, width="stretch", clamp=True)
+        st.download_button(
+            "Download PNG",
+            live.png_bytes(image),
+            file_name=f"featurevis-{index}.png",
+            mime="image/png",
+            key=f"fv_download_{index}",
+        )
+st.caption(
+    f"{len(result.objective)} steps, seed {result.seed}, {result.seconds:.1f} s. The objective rose from "
+    f"{result.objective[0]:.3f} to {result.objective[-1]:.3f}."
+)

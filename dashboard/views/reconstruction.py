@@ -1,0 +1,68 @@
+"""Feature reconstruction: what a layer still knows about the picture."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import vis_core
+from dashboard import live, sidebar
+from vis_core.inversion import reconstruct
+
+selection = sidebar.current()
+handle, entry, layer = selection.handle, selection.image, selection.layer
+
+st.title("Feature reconstruction")
+st.markdown(
+    "Each layer keeps only part of what is in the picture. Here we start from noise and search for an image "
+    "that the network sees exactly as it sees the photo at one layer. From an early layer the photo comes "
+    "back almost perfectly; from a deep layer only the parts that matter for recognition survive, while exact "
+    "positions and colours fade."
+)
+
+with st.sidebar:
+    st.subheader("Reconstruction")
+    steps = st.slider("Steps", 20, 600, 150, 10, key="rc_steps")
+    tv_weight = st.slider("Smoothness (total variation weight)", 0.0, 2.0, 0.5, 0.05, key="rc_tv")
+    tv_beta = st.slider("Total variation exponent (beta)", 1.0, 3.0, 2.0, 0.5, key="rc_beta")
+    alpha_weight = st.select_slider("Range (alpha-norm weight)", [0.0, 1e-4, 1e-3, 1e-2, 1e-1], 1e-3, key="rc_alpha")
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="rc_seed"))
+
+spatial = [info.name for info in handle.blocks() if info.is_spatial and info.output_shape[1] > 1]
+picks = sorted({spatial[int(f * (len(spatial) - 1))] for f in (0.1, 0.35, 0.6, 0.9)}, key=spatial.index)
+strip = st.multiselect("Layers for the strip", spatial, default=picks, key="rc_layers")
+options = dict(steps=steps, tv_weight=tv_weight, tv_beta=tv_beta, alpha_weight=alpha_weight, seed=seed)
+left, right = st.columns(2)
+one = left.button(f"Reconstruct from {layer}", type="primary", key="rc_one")
+many = right.button(f"Reconstruct the strip ({len(strip)} layers)", key="rc_strip")
+if one or many:
+    targets = [layer] if one else strip
+    results = []
+    try:
+        for index, target in enumerate(targets):
+            results.append(
+                live.run(
+                    f"Layer {index + 1} of {len(targets)}: {target}",
+                    lambda on_step, target=target: reconstruct(
+                        handle, entry.image, layer=target, on_step=on_step, **options
+                    ),
+                    key=f"rc_{index}",
+                )
+            )
+        st.session_state["rc_results"] = results
+    except vis_core.VisCoreError as exc:
+        st.error(str(exc))
+
+results = st.session_state.get("rc_results")
+if not results:
+    st.caption("Press a button. 150 steps take a few seconds per layer on a CPU.")
+    st.stop()
+columns = st.columns(len(results) + 1)
+columns[0].image(results[0].original, caption="the photo, as the model sees it", width="stretch", clamp=True)
+for column, result in zip(columns[1:], results):
+    column.image(
+        result.image, caption=f"from {result.layer}: pixel error {result.pixel_error:.4f}", width="stretch", clamp=True
+    )
+st.caption(
+    "Pixel error is the mean squared difference to the photo: it grows with depth as the network keeps "
+    "what it needs to recognise the picture and lets the rest go."
+)
