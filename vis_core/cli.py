@@ -511,3 +511,140 @@ def _metrics(args: argparse.Namespace) -> dict[str, Any]:
                     + " ".join(f"{v:.2f}" for v in values)
                 )
     return summary
+
+
+def _seeded(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=_non_negative, default=0)
+    parser.add_argument("--steps", type=_positive, default=None)
+
+
+def _save_image(image, out: str):
+    import numpy as np
+
+    return _write_png(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), out)
+
+
+def _dream_args(parser: argparse.ArgumentParser) -> None:
+    _image_flag(parser)
+    _seeded(parser)
+    parser.add_argument("--layer", required=True)
+    parser.add_argument("--channel", type=_non_negative, default=None, help="dream one filter instead of the layer")
+    parser.add_argument("--octaves", type=_positive, default=4)
+    parser.add_argument("--out", required=True, help="PNG file to write")
+
+
+@command("dream", "deep dream: amplify what a layer sees in an image", _dream_args)
+def _dream(args: argparse.Namespace) -> dict[str, Any]:
+    from .dream import deep_dream
+
+    handle = _load(args)
+    result = deep_dream(
+        handle,
+        _image(args),
+        layer=args.layer,
+        channel=args.channel,
+        octaves=args.octaves,
+        steps=args.steps or 10,
+        seed=args.seed,
+    )
+    path = _save_image(result.image, args.out)
+    if not args.json:
+        print(f"wrote {path} ({result.image.shape[1]}x{result.image.shape[0]}, {result.seconds:.1f} s)")
+    return {
+        "command": "dream",
+        "model": handle.key,
+        "layer": args.layer,
+        "channel": args.channel,
+        "octaves": args.octaves,
+        "steps": result.steps,
+        "seed": args.seed,
+        "out": str(path),
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _range(text: str) -> list[int]:
+    try:
+        first, last = (int(part) for part in text.split("-", 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a range like 0-15, got {text!r}") from None
+    if first < 0 or last < first:
+        raise argparse.ArgumentTypeError(f"expected a range like 0-15, got {text!r}")
+    return list(range(first, last + 1))
+
+
+def _featurevis_args(parser: argparse.ArgumentParser) -> None:
+    _seeded(parser)
+    parser.add_argument("--layer", required=True)
+    parser.add_argument("--channel", type=_non_negative, default=None)
+    parser.add_argument("--channels", type=_range, default=None, help="a gallery, e.g. 0-15 (one batch)")
+    parser.add_argument("--size", type=_positive, default=224)
+    parser.add_argument("--out", required=True, help="PNG file to write (a grid for a gallery)")
+
+
+@command("featurevis", "feature visualisation: the image a filter likes most", _featurevis_args)
+def _featurevis(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from . import render
+    from .featurevis import feature_visualization
+
+    if (args.channel is None) == (args.channels is None):
+        raise CliError("give either --channel N or --channels A-B")
+    handle = _load(args)
+    result = feature_visualization(
+        handle,
+        layer=args.layer,
+        channel=args.channel if args.channels is None else args.channels,
+        steps=args.steps or 256,
+        size=args.size,
+        seed=args.seed,
+    )
+    tiles = [np.round(image * 255).astype(np.uint8) for image in result.images]
+    path = _write_png(render.grid(tiles) if len(tiles) > 1 else tiles[0], args.out)
+    if not args.json:
+        print(
+            f"wrote {path} ({len(tiles)} image(s), objective {result.objective[0]:.3f} -> {result.objective[-1]:.3f})"
+        )
+    return {
+        "command": "featurevis",
+        "model": handle.key,
+        "layer": args.layer,
+        "channels": list(result.channels),
+        "steps": len(result.objective),
+        "size": args.size,
+        "seed": args.seed,
+        "out": str(path),
+        "objective_first": result.objective[0],
+        "objective_last": result.objective[-1],
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _invert_args(parser: argparse.ArgumentParser) -> None:
+    _image_flag(parser)
+    _seeded(parser)
+    parser.add_argument("--layer", required=True)
+    parser.add_argument("--out", required=True, help="PNG file to write")
+
+
+@command("invert", "feature reconstruction: rebuild the image from one layer", _invert_args)
+def _invert(args: argparse.Namespace) -> dict[str, Any]:
+    from .inversion import reconstruct
+
+    handle = _load(args)
+    result = reconstruct(handle, _image(args), layer=args.layer, steps=args.steps or 200, seed=args.seed)
+    path = _save_image(result.image, args.out)
+    if not args.json:
+        print(f"wrote {path} (pixel error {result.pixel_error:.4f}, {result.seconds:.1f} s)")
+    return {
+        "command": "invert",
+        "model": handle.key,
+        "layer": args.layer,
+        "steps": args.steps or 200,
+        "seed": args.seed,
+        "out": str(path),
+        "pixel_error": result.pixel_error,
+        "feature_error": result.feature_error,
+        "seconds": round(result.seconds, 3),
+    }

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .errors import ParameterError
+from .errors import ParameterError, VisCoreError
 from .hooks import capture, run_forward
 from .models import ModelHandle
 
@@ -261,7 +261,7 @@ def check_caps(*, steps: int | None = None, size: int | None = None, batch: int 
 
 
 # ---------------------------------------------------------------------- the loop
-class Stopped(Exception):
+class Stopped(VisCoreError):
     """Raised inside :func:`ascend` when ``should_stop()`` returns True."""
 
 
