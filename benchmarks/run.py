@@ -11,7 +11,15 @@ import sys
 
 from vis_core.models import resolve_device
 
-from . import bench_attribution, bench_browser, bench_cold_start, bench_featuremaps, bench_load, bench_training
+from . import (
+    bench_attribution,
+    bench_browser,
+    bench_cold_start,
+    bench_featuremaps,
+    bench_featurevis,
+    bench_load,
+    bench_training,
+)
 from .common import RESULTS, write
 
 SUITES = {
@@ -19,6 +27,7 @@ SUITES = {
     "cold_start": bench_cold_start.run,
     "training": bench_training.run,
     "attribution": bench_attribution.run,
+    "featurevis": bench_featurevis.run,
     "load": bench_load.run,
     "browser": bench_browser.run,
 }

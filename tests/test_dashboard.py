@@ -267,3 +267,32 @@ def test_activation_maps_sanity_check():
     at.button(key="am_sanity").click().run()
     assert not at.exception
     assert "rank correlation" in chart_titles(at) and "guided_backprop" in chart_titles(at)
+
+
+def test_deep_dream_page_dreams_and_offers_the_png():
+    at = start("views/deep_dream.py", dd_octaves=2, dd_steps=2, layer_choice="features.4")
+    assert at.title[0].value == "Deep dream" and "press Dream" in " ".join(c.value for c in at.caption)
+    at.button(key="dd_go").click().run()
+    assert not at.exception and len(at.main.image) == 1
+    assert "2 octaves × 2 steps" in at.main.image[0].proto.imgs[0].caption
+    assert at.get("download_button")[0].proto.label.startswith("Download the dream")
+    at.slider(key="dd_blend").set_value(0.5).run()
+    assert not at.exception
+
+
+def test_feature_visualisation_page_modes():
+    at = start("views/feature_vis.py", fv_steps=16, fv_size=64, channel_choice=5)
+    at.button(key="fv_go").click().run()
+    assert not at.exception and at.main.image[0].proto.imgs[0].caption == "features.10 filter 5"
+    at = start("views/feature_vis.py", fv_steps=16, fv_size=64, fv_mode="gallery of filters", fv_range=(2, 5))
+    at.button(key="fv_go").click().run()
+    assert [image.proto.imgs[0].caption for image in at.main.image] == [f"features.10 filter {i}" for i in range(2, 6)]
+
+
+def test_reconstruction_page_strip():
+    at = start("views/reconstruction.py", rc_steps=20, rc_layers=["features.2", "features.14"])
+    at.button(key="rc_strip").click().run()
+    assert not at.exception
+    captions = [image.proto.imgs[0].caption for image in at.main.image]
+    assert captions[0].startswith("the photo") and captions[1].startswith("from features.2")
+    assert captions[2].startswith("from features.14")

@@ -113,7 +113,7 @@ def feature_visualization(
         param,
         steps=int(steps),
         lr=lr,
-        transforms=optim.standard_transforms() if transforms else (),
+        transforms=optim.standard_transforms((int(size), int(size))) if transforms else (),
         generator=generator,
         on_step=on_step,
         should_stop=should_stop,

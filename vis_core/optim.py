@@ -11,7 +11,9 @@ deep dream and feature inversion share it.
 * Parameterisations (Olah et al. 2017, "Feature Visualization"): plain pixels, or a Fourier
   (FFT) basis with 1/f frequency scaling, optionally in decorrelated colour space. Transforms
   (pad, jitter, random scale, random rotation) make the result robust; all randomness comes
-  from one seeded ``torch.Generator``, so a seed reproduces an image on the CPU.
+  from one seeded ``torch.Generator``, so a seed reproduces an image on the CPU. Unlike lucent,
+  the transformed image is resized back to the requested size before the network sees it, so
+  every step costs the same as one forward and backward pass at that size.
 
 We write this ourselves: lucent (the maintained-looking choice) has been unmaintained since
 2021, runs the full network and leaves hooks behind; captum.optim is not released on PyPI.
@@ -239,15 +241,33 @@ def random_rotate(degrees: Sequence[float]) -> Transform:
     return apply
 
 
-def standard_transforms() -> list[Transform]:
-    """Olah et al.'s / lucent's standard set: pad 12, jitter 8, scale, rotate, jitter 4."""
-    return [
-        pad(12),
-        jitter(8),
-        random_scale([1 + (i - 5) / 50.0 for i in range(11)]),
-        random_rotate(list(range(-10, 11)) + 5 * [0]),
-        jitter(4),
-    ]
+def random_affine(scales: Sequence[float], degrees: Sequence[float], size: tuple[int, int]) -> Transform:
+    """Random scale and rotation in one resampling, straight to ``size`` (a single
+    ``grid_sample``: cheaper than interpolating, rotating and resizing in turn)."""
+
+    def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        factor = scales[int(torch.randint(len(scales), (1,), generator=g))]
+        angle = math.radians(degrees[int(torch.randint(len(degrees), (1,), generator=g))])
+        cos, sin = math.cos(angle) / factor, math.sin(angle) / factor
+        theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype, device=x.device)
+        grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), [x.shape[0], x.shape[1], *size], align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    return apply
+
+
+SCALES = [1 + (i - 5) / 50.0 for i in range(11)]
+DEGREES = [*range(-10, 11), 0, 0, 0, 0, 0]
+
+
+def standard_transforms(size: tuple[int, int] | None = None) -> list[Transform]:
+    """Olah et al.'s / lucent's standard set: pad 12, jitter 8, scale, rotate, jitter 4.
+
+    With ``size``, scale and rotation happen in one resampling to that size and the last
+    jitter is a roll, so the network sees exactly ``size`` every step."""
+    if size is None:
+        return [pad(12), jitter(8), random_scale(SCALES), random_rotate(DEGREES), jitter(4)]
+    return [pad(12), jitter(8), random_affine(SCALES, DEGREES, size), roll(4)]
 
 
 def check_caps(*, steps: int | None = None, size: int | None = None, batch: int | None = None) -> None:
@@ -324,6 +344,8 @@ def ascend(
             transformed = images
             for transform in transforms:
                 transformed = transform(transformed, generator)
+            if transformed.shape[-2:] != images.shape[-2:]:  # the network always sees the requested size
+                transformed = F.interpolate(transformed, size=images.shape[-2:], mode="bilinear", align_corners=False)
             scores = objective(activations(handle, normalise(handle, transformed), objective.layers))
             loss = -scores.sum()
             if regulariser is not None:
