@@ -37,9 +37,16 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
         feature_visualization(handle, layer="features.10", channel=5, steps=STEPS, size=224, seed=0)
 
     def lucent() -> None:
-        render.render_vis(lucent_model, "features_10:5", param_f=lambda: param.image(224, fft=True, decorrelate=True),
-                          transforms=transform.standard_transforms, thresholds=(STEPS,), show_image=False,
-                          progress=False, verbose=False)
+        render.render_vis(
+            lucent_model,
+            "features_10:5",
+            param_f=lambda: param.image(224, fft=True, decorrelate=True),
+            transforms=transform.standard_transforms,
+            thresholds=(STEPS,),
+            show_image=False,
+            progress=False,
+            verbose=False,
+        )
 
     def bare() -> None:  # STEPS forward+backward passes of the truncated network at 224 px
         for _ in range(STEPS):
@@ -47,26 +54,29 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
             torch.autograd.grad(prefix(x)[:, 5].mean(), x)
 
     rounds = max(2, repeats // 10)
-    timings = interleaved({"bare_forward_backward": bare, "vis_core": ours, "lucent": lucent}, device, rounds,
-                          warmup=1)
+    timings = interleaved({"bare_forward_backward": bare, "vis_core": ours, "lucent": lucent}, device, rounds, warmup=1)
 
     def gallery() -> None:
-        feature_visualization(handle, layer="features.10", channel=list(range(16)), steps=GALLERY_STEPS,
-                              size=GALLERY_SIZE)
+        feature_visualization(
+            handle, layer="features.10", channel=list(range(16)), steps=GALLERY_STEPS, size=GALLERY_SIZE
+        )
 
     def singles() -> None:
         for index in range(16):
             feature_visualization(handle, layer="features.10", channel=index, steps=GALLERY_STEPS, size=GALLERY_SIZE)
 
-    gallery_timings = interleaved({"gallery_16_in_one_batch": gallery, "16_single_renders": singles}, device, rounds,
-                                  warmup=1)
+    gallery_timings = interleaved(
+        {"gallery_16_in_one_batch": gallery, "16_single_renders": singles}, device, rounds, warmup=1
+    )
     median = {name: values["median_ms"] for name, values in timings.items()}
     ratios = {
         "lucent_over_vis_core": round(median["lucent"] / median["vis_core"], 3),
         "vis_core_over_bare_per_step": round(median["vis_core"] / median["bare_forward_backward"], 3),
         "lucent_over_bare_per_step": round(median["lucent"] / median["bare_forward_backward"], 3),
-        "gallery_over_singles": round(gallery_timings["gallery_16_in_one_batch"]["median_ms"]
-                                      / gallery_timings["16_single_renders"]["median_ms"], 3),
+        "gallery_over_singles": round(
+            gallery_timings["gallery_16_in_one_batch"]["median_ms"] / gallery_timings["16_single_renders"]["median_ms"],
+            3,
+        ),
     }
     return {
         "model": handle.key,
@@ -78,8 +88,12 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
         "timings": timings,
         "gallery": {"channels": 16, "steps": GALLERY_STEPS, "size": GALLERY_SIZE, "timings": gallery_timings},
         "ratios": ratios,
-        "targets": {"lucent_over_vis_core": ">= 2", "vis_core_over_bare_per_step": "<= 1.15",
-                    "gallery_over_singles": "< 1"},
-        "meets_target": ratios["lucent_over_vis_core"] >= 2 and ratios["vis_core_over_bare_per_step"] <= 1.15
+        "targets": {
+            "lucent_over_vis_core": ">= 2",
+            "vis_core_over_bare_per_step": "<= 1.15",
+            "gallery_over_singles": "< 1",
+        },
+        "meets_target": ratios["lucent_over_vis_core"] >= 2
+        and ratios["vis_core_over_bare_per_step"] <= 1.15
         and ratios["gallery_over_singles"] < 1,
     }

@@ -194,16 +194,43 @@ def test_metrics_json(capsys):
 
 def test_dream_featurevis_invert(capsys, tmp_path):
     out = tmp_path / "d.png"
-    code, stdout, _ = run_cli(capsys, "dream", "--layer", "features.4", "--octaves", "2", "--steps", "2", "--seed", "3",
-                              "--out", str(out), "--json")
+    code, stdout, _ = run_cli(
+        capsys,
+        "dream",
+        "--layer",
+        "features.4",
+        "--octaves",
+        "2",
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert code == 0 and json.loads(stdout)["seed"] == 3 and Image.open(out).size == (451, 300)
-    code, stdout, _ = run_cli(capsys, "featurevis", "--layer", "features.7", "--channels", "0-3", "--steps", "4",
-                              "--size", "48", "--out", str(out), "--json")
+    code, stdout, _ = run_cli(
+        capsys,
+        "featurevis",
+        "--layer",
+        "features.7",
+        "--channels",
+        "0-3",
+        "--steps",
+        "4",
+        "--size",
+        "48",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert code == 0 and json.loads(stdout)["channels"] == [0, 1, 2, 3]
     code, stdout, _ = run_cli(capsys, "invert", "--layer", "features.2", "--steps", "5", "--out", str(out), "--json")
     assert code == 0 and Image.open(out).size == (224, 224) and json.loads(stdout)["pixel_error"] > 0
-    code, _, err = run_cli(capsys, "featurevis", "--layer", "features.7", "--channel", "1", "--size", "4096",
-                           "--out", str(out))
+    code, _, err = run_cli(
+        capsys, "featurevis", "--layer", "features.7", "--channel", "1", "--size", "4096", "--out", str(out)
+    )
     assert code == 2 and "size" in err
     code, _, err = run_cli(capsys, "featurevis", "--layer", "features.7", "--out", str(out))
     assert code == 2 and "--channel" in err

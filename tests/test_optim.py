@@ -18,8 +18,12 @@ PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "camera"]
 
 
 def _clean(handle) -> bool:
-    return (hook_count(handle.model) == 0 and all(p.grad is None for p in handle.model.parameters())
-            and all(not p.requires_grad for p in handle.model.parameters()) and not handle.model.training)
+    return (
+        hook_count(handle.model) == 0
+        and all(p.grad is None for p in handle.model.parameters())
+        and all(not p.requires_grad for p in handle.model.parameters())
+        and not handle.model.training
+    )
 
 
 def _channel_mean(handle, image: np.ndarray, layer: str, index: int) -> float:
@@ -104,9 +108,15 @@ def test_caps_are_enforced(handle, cat):
 def test_stop_is_honoured_mid_run(handle):
     steps = []
     with pytest.raises(optim.Stopped):
-        feature_visualization(handle, layer="features.10", channel=5, steps=100, size=64,
-                              on_step=lambda step, total, preview: steps.append(step),
-                              should_stop=lambda: len(steps) >= 3)
+        feature_visualization(
+            handle,
+            layer="features.10",
+            channel=5,
+            steps=100,
+            size=64,
+            on_step=lambda step, total, preview: steps.append(step),
+            should_stop=lambda: len(steps) >= 3,
+        )
     assert steps == [1, 2, 3] and _clean(handle)
 
 

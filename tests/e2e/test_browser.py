@@ -28,8 +28,12 @@ PAGES = {
     "filters": "Filters",
     "projection": "Projection to pixels",
     "activation_maps": "Activation maps",
+    "deep_dream": "Deep dream",
+    "feature_vis": "Feature visualisation",
+    "reconstruction": "Feature reconstruction",
     "training_lab": "Training lab",
 }
+NO_CHART_UNTIL_ASKED = {"training_lab", "deep_dream", "feature_vis", "reconstruction"}
 
 pytestmark = pytest.mark.e2e
 
@@ -131,7 +135,7 @@ def test_every_page_renders(server, page, path, title):
     settle(page)
     assert page.locator("h1").first.inner_text().strip() == title
     no_exception(page)
-    if path != "training_lab":
+    if path not in NO_CHART_UNTIL_ASKED:
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"page-{path or 'overview'}.png"), full_page=True)
@@ -223,3 +227,27 @@ def test_own_weights_upload_and_refusal(server, page, tmp_path):
     assert "each of the 4 things it knows" in body and "Filter (channel) 0–383" in body, body[:1500]  # a Fire block
     no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "own-weights.png"))
+
+
+def test_short_dream_and_png_download(server, page, tmp_path):
+    page.goto(f"{server}/deep_dream")
+    settle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    for label, value in (("Octaves", 1), ("Steps per octave", 2)):
+        slider = sidebar.get_by_role("slider", name=label)
+        slider.focus()
+        page.keyboard.press("Home")
+        for _ in range(value - 1):
+            page.keyboard.press("ArrowRight")
+        settle(page)
+    page.get_by_role("button", name="Dream", exact=True).click()
+    page.wait_for_selector("text=1 octaves × 2 steps", timeout=120_000)
+    no_exception(page)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download the dream (PNG, full size)").click()
+    saved = tmp_path / "dream.png"
+    download.value.save_as(saved)
+    from PIL import Image
+
+    assert Image.open(saved).size == (451, 300)  # full size of the sample photo
+    page.screenshot(path=str(ARTIFACTS / "dream.png"), full_page=True)
