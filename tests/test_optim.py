@@ -39,7 +39,7 @@ def rendered(handle):
 
 def test_feature_visualisation_beats_photos_and_noise(handle, rendered):
     assert rendered.image.shape == (224, 224, 3) and rendered.image.dtype == np.float32
-    assert 0 <= rendered.image.min() and rendered.image.max() <= 1
+    assert rendered.image.min() >= 0 and rendered.image.max() <= 1
     assert rendered.objective[-1] > rendered.objective[0]
     score = _channel_mean(handle, rendered.image, "features.10", 5)
     for photo in PHOTOS:
