@@ -7,71 +7,23 @@ filter index and waits until the chart title shows it, ten times. Target: under 
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from dashboard import local_server
+
 TARGET_MS = 200
 
 
 def run(device: torch.device, repeats: int) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     runs = tempfile.mkdtemp()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "dashboard" / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "VIS_CORE_RUNS": runs},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(180):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=chromium,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
+        with local_server.dashboard(runs) as url, local_server.chromium() as browser:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             start = time.perf_counter()
             page.goto(f"{url}/feature_maps")
@@ -86,10 +38,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
                 box.press("Enter")
                 page.wait_for_selector(f"text=features.10 · filter {channel}", timeout=30_000)
                 samples.append(time.perf_counter() - start)
-            browser.close()
     finally:
-        server.terminate()
-        server.wait(20)
         shutil.rmtree(runs, ignore_errors=True)
     samples_ms = sorted(round(1e3 * s, 1) for s in samples[1:])  # the first change warms the figure cache
     return {

@@ -379,3 +379,10 @@ def current() -> Selection:
     """The selection the sidebar made in this run (``app.py`` draws it before every page)."""
     selection = st.session_state.get("selection")
     return selection if selection is not None else render()
+
+
+def require_spatial(info) -> None:
+    """Stop the page with a plain explanation when the chosen layer has no (C, H, W) map."""
+    if not info.is_spatial:
+        st.info(f"{info.name} has no spatial map ({info.shape_text}); choose a convolutional layer in the sidebar.")
+        st.stop()

@@ -19,9 +19,7 @@ st.markdown(
     "dream up eyes, fur and whole animals. It works at several scales (octaves), from coarse to fine."
 )
 info = handle.layers[layer]
-if not info.is_spatial:
-    st.info(f"{layer} has no spatial map ({info.shape_text}); choose a convolutional layer in the sidebar.")
-    st.stop()
+sidebar.require_spatial(info)
 
 with st.sidebar:
     st.subheader("Deep dream")

@@ -20,9 +20,7 @@ st.markdown(
     "things one filter likes."
 )
 info = handle.layers[layer]
-if not info.is_spatial:
-    st.info(f"{layer} has no spatial map ({info.shape_text}); choose a convolutional layer in the sidebar.")
-    st.stop()
+sidebar.require_spatial(info)
 
 with st.sidebar:
     st.subheader("Feature visualisation")

@@ -19,9 +19,7 @@ st.markdown(
 )
 
 info = handle.layers[layer]
-if not info.is_spatial:
-    st.info(f"{layer} has no spatial map ({info.shape_text}); choose a convolutional layer in the sidebar.")
-    st.stop()
+sidebar.require_spatial(info)
 
 RULE_LABELS = {"deconvnet": "Deconvnet", "guided": "Guided backprop", "gradient": "Gradient"}
 with st.sidebar:
