@@ -100,7 +100,8 @@ shown = blend * dream.image + (1 - blend) * original
 what = f"filter {dream.channel} of {dream.layer}" if dream.channel is not None else dream.layer
 st.image(
     shown,
-    caption=f"{what}: {dream.octaves} octaves × {dream.steps} steps, seed {dream.seed}, {dream.seconds:.1f} s",
+    caption=f"{what}: {dream.octaves} octave{'s' if dream.octaves != 1 else ''} × {dream.steps} steps, "
+    f"seed {dream.seed}, {dream.seconds:.1f} s",
     width="stretch",
     clamp=True,
 )

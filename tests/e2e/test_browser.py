@@ -183,7 +183,7 @@ def test_short_dream_and_png_download(server, page, tmp_path):
             page.keyboard.press("ArrowRight")
         settle(page)
     page.get_by_role("button", name="Dream", exact=True).click()
-    page.wait_for_selector("text=1 octaves × 2 steps", timeout=120_000)
+    page.wait_for_selector("text=1 octave × 2 steps", timeout=120_000)
     no_exception(page)
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download the dream (PNG, full size)").click()
