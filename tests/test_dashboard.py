@@ -296,3 +296,13 @@ def test_reconstruction_page_strip():
     captions = [image.proto.imgs[0].caption for image in at.main.image]
     assert captions[0].startswith("the photo") and captions[1].startswith("from features.2")
     assert captions[2].startswith("from features.14")
+
+
+def test_trusted_model_from_make_run(monkeypatch):
+    """`make run MODEL=package.module:function` puts the person's own code first in the sidebar."""
+    monkeypatch.setenv("VIS_CORE_MODEL", "tests.factories:tiny_digits")
+    at = start()
+    assert at.session_state["model_name"] == "tests.factories:tiny_digits"
+    assert at.sidebar.selectbox(key="model_choice").options[0] == "tests.factories:tiny_digits  (your code)"
+    assert "each of the 3 things it knows" in at.markdown[0].value
+    assert at.metric[1].value == "32×32"
