@@ -47,17 +47,6 @@ class Dream:
     seconds: float
 
 
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    if sigma <= 0:
-        return x
-    radius = max(1, int(3 * sigma))
-    grid = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-(grid**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).view(1, 1, 1, -1).repeat(x.shape[1], 1, 1, 1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel, groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.transpose(2, 3), groups=x.shape[1])
-
-
 def _gradient(handle: ModelHandle, image: torch.Tensor, objective: optim.Objective, tile: int) -> torch.Tensor:
     """d objective / d image, computed tile by tile for large images."""
     gradient = torch.zeros_like(image)
@@ -137,7 +126,7 @@ def deep_dream(
                     raise optim.Stopped
                 dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
                 rolled = torch.roll(current, shifts=(dy, dx), dims=(2, 3))
-                gradient = _blur(_gradient(handle, rolled, objective, int(tile_size)), smoothing)
+                gradient = optim.gaussian_blur(_gradient(handle, rolled, objective, int(tile_size)), smoothing)
                 gradient = torch.roll(gradient, shifts=(-dy, -dx), dims=(2, 3))
                 current = (current + step_size * gradient / gradient.abs().mean().clamp_min(1e-8)).clamp(0, 1)
                 done += 1

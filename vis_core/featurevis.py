@@ -77,31 +77,19 @@ def feature_visualization(
         for index in channels:
             if not 0 <= index < len(handle.labels):
                 raise ParameterError(f"Class {index} is out of range (0..{len(handle.labels) - 1}).")
-        objective = optim.class_logit(channels[0]) if len(channels) == 1 else None
     else:
         info = handle.layer(layer)
         if not info.is_spatial:
             raise ParameterError(f"{layer} has no spatial map; choose a convolutional layer.")
         for index in channels:
             handle.check_channel(layer, index)
-        objective = None
     batch = max(len(channels), int(diversity) or 1)
     optim.check_caps(batch=batch)
     if len(channels) > 1 and diversity:
         raise ParameterError("Diversity renders several images of one channel; choose one channel.")
-    if mode == "class":
-        if len(channels) > 1:
-            objective = optim.Objective(
-                frozenset([optim.LOGITS]),
-                lambda a: a[optim.LOGITS][torch.arange(len(channels)), torch.tensor(channels)],
-                "classes",
-            )
-    elif mode == "neuron":
-        objective = optim.neuron(layer, channels[0]) if len(channels) == 1 else None
-        if objective is None:
-            raise ParameterError("Neuron mode takes one channel.")
-    else:
-        objective = optim.channel(layer, channels[0] if len(channels) == 1 else channels)
+    if mode == "neuron" and len(channels) > 1:
+        raise ParameterError("Neuron mode takes one channel.")
+    objective = _objective(mode, layer, channels)
     if diversity and mode != "class":
         objective = objective + diversity_weight * optim.diversity(layer)
     generator = torch.Generator().manual_seed(int(seed))
@@ -121,3 +109,18 @@ def feature_visualization(
     arrays = tuple(optim.to_numpy_images(images))
     used = tuple(channels) if len(channels) > 1 else tuple(channels * batch)
     return FeatureVisualization(arrays[0], arrays, layer, used, tuple(history), int(seed), time.perf_counter() - start)
+
+
+def _objective(mode: str, layer: str, channels: list[int]) -> optim.Objective:
+    """What to maximise: a class logit, a neuron, or a channel (one per image for a gallery)."""
+    if mode == "class":
+        if len(channels) == 1:
+            return optim.class_logit(channels[0])
+        return optim.Objective(
+            frozenset([optim.LOGITS]),
+            lambda a: a[optim.LOGITS][torch.arange(len(channels)), torch.tensor(channels)],
+            "classes",
+        )
+    if mode == "neuron":
+        return optim.neuron(layer, channels[0])
+    return optim.channel(layer, channels[0] if len(channels) == 1 else channels)

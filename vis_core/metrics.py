@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from .attribution import METHODS, attribute_tensor, resolve_target
 from .errors import ParameterError
 from .models import ModelHandle
+from .optim import gaussian_blur
 
 MAX_STEPS = 100
 
@@ -52,23 +52,7 @@ class Faithfulness:
 
 def _blurred(inputs: torch.Tensor) -> torch.Tensor:
     """A heavily blurred copy (Gaussian, sigma about 1/20 of the size), RISE's substrate."""
-    size = inputs.shape[-1]
-    sigma = max(1.0, size / 20)
-    radius = int(3 * sigma)
-    grid = torch.arange(-radius, radius + 1, dtype=inputs.dtype, device=inputs.device)
-    kernel = torch.exp(-(grid**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    channels = inputs.shape[1]
-    blurred = F.conv2d(
-        F.pad(inputs, (radius, radius, 0, 0), mode="replicate"),
-        kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1),
-        groups=channels,
-    )
-    return F.conv2d(
-        F.pad(blurred, (0, 0, radius, radius), mode="replicate"),
-        kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1),
-        groups=channels,
-    )
+    return gaussian_blur(inputs, max(1.0, inputs.shape[-1] / 20), padding="replicate")
 
 
 def deletion_insertion(

@@ -270,6 +270,21 @@ def standard_transforms(size: tuple[int, int] | None = None) -> list[Transform]:
     return [pad(12), jitter(8), random_affine(SCALES, DEGREES, size), roll(4)]
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float, padding: str = "reflect") -> torch.Tensor:
+    """Separable Gaussian blur of ``(B, C, H, W)`` (radius 3 sigma); ``sigma <= 0`` returns ``x``.
+
+    Used for deep dream's gradient smoothing and for the blurred substrate of the
+    deletion/insertion curves."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(3 * sigma))
+    grid = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-(grid**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).view(1, 1, 1, -1).repeat(x.shape[1], 1, 1, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode=padding), kernel, groups=x.shape[1])
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode=padding), kernel.transpose(2, 3), groups=x.shape[1])
+
+
 def check_caps(*, steps: int | None = None, size: int | None = None, batch: int | None = None) -> None:
     """Refuse extreme parameters with a clear message (server-side, whatever the UI sent)."""
     if steps is not None and not 1 <= int(steps) <= MAX_STEPS:
