@@ -1,8 +1,14 @@
 """Warm interactions as a viewer feels them: time from changing the filter to the new chart.
 
 Starts ``streamlit run`` on 127.0.0.1, opens the feature maps page in Debian's Chromium
-(Playwright), lets the first forward pass finish (cached afterwards), then types a new
-filter index and waits until the chart title shows it, ten times. Target: under 200 ms.
+(Playwright), lets the first forward pass finish (cached afterwards), then types a new filter
+index and presses Enter, a dozen times. Target: under 200 ms.
+
+The clock runs inside the page: from the Enter ``keydown`` event to the first animation frame
+after the large chart's title shows the new filter (a MutationObserver watches Plotly's
+title), so the numbers are what the browser sees, without the driver's own round trips. The
+driver-side time (Playwright's ``press`` until the page reports) is recorded beside it.
+Changing the layer (every figure changes) is recorded too, without a target.
 """
 
 from __future__ import annotations
@@ -19,6 +25,45 @@ from dashboard import local_server
 
 TARGET_MS = 200
 
+# Arms a watcher before Enter is pressed; window.__answered resolves to the in-page latency.
+_ARM = """(text) => {
+  window.__answered = new Promise(resolve => {
+    let start = null;
+    const onKey = event => { if (event.key === 'Enter' && start === null) start = performance.now(); };
+    document.addEventListener('keydown', onKey, true);
+    const shown = () => Array.from(document.querySelectorAll('.gtitle')).some(node => node.textContent === text);
+    const observer = new MutationObserver(() => {
+      if (start !== null && shown()) {
+        observer.disconnect();
+        document.removeEventListener('keydown', onKey, true);
+        requestAnimationFrame(() => resolve(performance.now() - start));
+      }
+    });
+    observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+  });
+}"""
+
+
+def _timed_enter(page, field, value: str, title: str) -> tuple[float, float]:
+    """(in-page ms, driver ms) for typing ``value`` into ``field`` and pressing Enter."""
+    field.fill(value)
+    page.evaluate(_ARM, title)
+    start = time.perf_counter()
+    field.press("Enter")
+    in_page = page.evaluate("() => window.__answered")
+    return float(in_page), 1e3 * (time.perf_counter() - start)
+
+
+def _summary(samples: list[tuple[float, float]]) -> dict[str, Any]:
+    in_page = sorted(round(s[0], 1) for s in samples)
+    driver = sorted(round(s[1], 1) for s in samples)
+    return {
+        "samples_ms": in_page,
+        "p50_ms": round(statistics.median(in_page), 1),
+        "max_ms": max(in_page),
+        "driver_p50_ms": round(statistics.median(driver), 1),
+    }
+
 
 def run(device: torch.device, repeats: int) -> dict[str, Any]:
     runs = tempfile.mkdtemp()
@@ -30,24 +75,27 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
             page.wait_for_selector("text=features.10 · filter 0", timeout=120_000)
             first_view = time.perf_counter() - start
             box = page.get_by_role("spinbutton", name="Filter (channel) 0–63")
-            samples = []
-            for channel in [*range(1, 11), 0]:
+            filter_samples = []
+            for channel in [*range(1, 13), 0]:
                 page.wait_for_timeout(400)
-                start = time.perf_counter()
-                box.fill(str(channel))
-                box.press("Enter")
-                page.wait_for_selector(f"text=features.10 · filter {channel}", timeout=30_000)
-                samples.append(time.perf_counter() - start)
+                filter_samples.append(_timed_enter(page, box, str(channel), f"features.10 · filter {channel}"))
+            layer_box = page.get_by_role("combobox", name="Layer")
+            layer_samples = []
+            for layer in ["features.9", "features.10"] * 3:
+                page.wait_for_timeout(400)
+                layer_box.click()
+                layer_samples.append(_timed_enter(page, layer_box, layer, f"{layer} · filter 0"))
     finally:
         shutil.rmtree(runs, ignore_errors=True)
-    samples_ms = sorted(round(1e3 * s, 1) for s in samples[1:])  # the first change warms the figure cache
+    change_filter = _summary(filter_samples[1:])  # the first change warms the figure caches
+    change_layer = _summary(layer_samples[2:])  # the first visit of each layer runs no forward, but warms figures
     return {
         "page": "feature maps, mobilenet_v2, features.10, sample photo chelsea",
-        "interaction": "type a new filter index, until the large chart's title shows it",
+        "interaction": "type a new filter index and press Enter; clock in the page from keydown to the "
+        "first frame after the large chart's title shows the new filter",
         "first_view_seconds": round(first_view, 2),
-        "samples_ms": samples_ms,
-        "p50_ms": statistics.median(samples_ms),
-        "max_ms": max(samples_ms),
+        **change_filter,
+        "change_layer": change_layer,
         "target": f"< {TARGET_MS} ms",
-        "meets_target": statistics.median(samples_ms) < TARGET_MS,
+        "meets_target": change_filter["p50_ms"] < TARGET_MS,
     }

@@ -131,6 +131,8 @@ def test_all_layers_in_one_pass_and_stats(handle: ModelHandle, cat):
     assert stats["features.4"].mean == pytest.approx(float(array.mean()), rel=1e-5)
     relu = maps.activations["features.2.conv.0"]  # after ReLU6: no negatives, many zeros
     assert relu.min() >= 0 and stats["features.2.conv.0"].zero_fraction > 0.2
+    again = maps.stats()  # memoised for the dashboard's reruns: same rows, and a fresh list each call
+    assert again == list(stats.values()) and again is not maps.stats()
     top = maps.top_channels("features.10", 5, by="max")
     maxima = array_max = maps.activations["features.10"].reshape(64, -1).max(axis=1)
     assert top == list(np.argsort(-array_max, kind="stable")[:5]) and maxima[top[0]] == maxima.max()

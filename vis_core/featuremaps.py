@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -62,6 +62,7 @@ class FeatureMaps:
     logits: np.ndarray | None
     model: str
     seconds: float
+    _stats: list[LayerStats] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def layers(self) -> list[str]:
@@ -69,7 +70,13 @@ class FeatureMaps:
         return list(self.activations)
 
     def stats(self) -> list[LayerStats]:
-        """Mean activation and fraction of zeros of every captured layer."""
+        """Mean activation and fraction of zeros of every captured layer.
+
+        Computed on the first call and kept (the arrays are read-only, so it cannot go stale):
+        the dashboard asks on every rerun of a cached result.
+        """
+        if self._stats is not None:
+            return list(self._stats)
         rows = []
         for name, array in self.activations.items():
             rows.append(
@@ -81,7 +88,8 @@ class FeatureMaps:
                     spatial=int(array.shape[1] * array.shape[2]),
                 )
             )
-        return rows
+        object.__setattr__(self, "_stats", rows)  # a memo, not state: frozen for callers
+        return list(rows)
 
     def top_channels(self, layer: str, n: int, by: str = "mean") -> list[int]:
         """Indices of the ``n`` channels of ``layer`` with the largest mean or max activation."""
