@@ -156,3 +156,75 @@ def test_tricky_models():
         rebuilt = reconstruct(tiny, vis_core.sample_image("coffee"), layer="conv1", steps=10)
         assert rebuilt.image.shape == (32, 32, 3)
         assert tiny.model.relu.inplace  # restored after the out-of-place capture
+
+
+@pytest.mark.parametrize(("fft", "decorrelate"), [(True, True), (True, False), (False, True), (False, False)])
+def test_parameterisation_matches_the_textbook_formula(fft, decorrelate):
+    """Olah et al.: image = sigmoid(colour_mix(irfft2(spectrum * 1/f) / 4)); we fold the mixing
+    into the spectrum and the sigmoid into tanh, which must not change the image."""
+    param = optim.ImageParam(2, (40, 36), fft=fft, decorrelate=decorrelate, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        if fft:
+            fy, fx = torch.fft.fftfreq(40)[:, None], torch.fft.rfftfreq(36)[None, :]
+            scale = 1.0 / torch.sqrt(fx**2 + fy**2).clamp_min(1.0 / 40)
+            raw = torch.fft.irfft2(torch.view_as_complex(param.spectrum) * scale, s=(40, 36), norm="ortho") / 4.0
+        else:
+            raw = param.pixels
+        if decorrelate:
+            raw = torch.einsum("bchw,dc->bdhw", raw, optim._COLOR_SQRT)
+        expected = torch.sigmoid(raw)
+        torch.testing.assert_close(param(), expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(param.signed(), 2 * expected - 1, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_one_resampling_equals_affine_grid_and_grid_sample(batch):
+    x = torch.rand(batch, 3, 50, 60, requires_grad=True)
+    a, b, tx, c, d, ty = 0.97, -0.17, 0.05, 0.17, 0.97, -0.08
+    theta = torch.tensor([[a, b, tx], [c, d, ty]]).expand(batch, 2, 3)
+    grid = torch.nn.functional.affine_grid(theta, [batch, 3, 48, 56], align_corners=False)
+    reference = torch.nn.functional.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+    weights = torch.rand_like(reference)
+    (expected,) = torch.autograd.grad((reference * weights).sum(), x)
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2, 4):  # one strip per thread on a single image: same values, same gradient
+            torch.set_num_threads(count)
+            out = optim._resample(x, (a, b, tx, c, d, ty), 48, 56)
+            (gradient,) = torch.autograd.grad((out * weights).sum(), x)
+            torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_standard_transform_keeps_the_image_and_pads_with_grey():
+    signed = torch.rand(1, 3, 64, 64) * 2 - 1
+    g = torch.Generator().manual_seed(0)
+    identity = optim.random_affine([1.0], [0], (64, 64), shift_before=0, shift_after=0)
+    torch.testing.assert_close(identity(signed, g), signed, rtol=1e-4, atol=1e-4)
+    shrink = optim.random_affine([0.5], [0], (64, 64), shift_before=0, shift_after=0)(signed, g)
+    assert shrink[..., :10, :].abs().max() == 0 and shrink[..., 20:44, 20:44].abs().mean() > 0.2  # grey border
+    (transform,) = optim.standard_transforms((64, 64))
+    outputs = [transform(signed, torch.Generator().manual_seed(seed)) for seed in (0, 0, 1)]
+    assert outputs[0].shape == (1, 3, 64, 64) and torch.equal(outputs[0], outputs[1])  # seeded
+    assert not torch.equal(outputs[0], outputs[2])
+
+
+def test_reading_hooks_once_for_a_whole_loop(handle):
+    x = torch.rand(1, 3, 224, 224)
+    with handle.guard(), torch.no_grad():
+        alone = optim.activations(handle, x, frozenset(["features.4"]))["features.4"]
+        with optim.reading(handle, frozenset(["features.4", optim.LOGITS])) as read:
+            assert hook_count(handle.model) == 1
+            first, second = read(x), read(x.flip(-1))
+            assert hook_count(handle.model) == 1
+        assert hook_count(handle.model) == 0
+    torch.testing.assert_close(first["features.4"], alone)
+    # the loop feeds the network channels-last on a CPU: same numbers as the plain layout
+    assert optim.fast_layout(x).is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        plain = handle.model.features[:5](x)
+    torch.testing.assert_close(alone, plain, rtol=1e-4, atol=1e-4)
+    assert first[optim.LOGITS].shape == (1, 1000)
+    assert not torch.allclose(second["features.4"], alone)  # each read is a fresh pass
