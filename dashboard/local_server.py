@@ -1,7 +1,9 @@
 """Start the dashboard on a free loopback port, and Debian's Chromium to look at it.
 
-Used by the browser tests and the browser benchmark (one place for both). The server binds
-127.0.0.1 only; the browser runs headless with the flags this closed network needs.
+Used by the browser tests and the browser and load benchmarks (one place for all). The server
+binds 127.0.0.1 only; the browser runs headless with the flags this closed network needs. A
+few helpers act as a viewer would (pick a sample photo, wait for the app) and read back what a
+chart shows, so tests can compare it with the engine's own numbers.
 """
 
 from __future__ import annotations
@@ -29,8 +31,14 @@ CHROMIUM_ARGS = [
 ]
 
 
+class ServerURL(str):
+    """The dashboard's URL, carrying the server's process id (to read its memory)."""
+
+    pid: int
+
+
 @contextmanager
-def dashboard(runs_dir: str | Path, log: Path | None = None, timeout: float = 120) -> Iterator[str]:
+def dashboard(runs_dir: str | Path, log: Path | None = None, timeout: float = 120) -> Iterator[ServerURL]:
     """Run ``streamlit run dashboard/app.py`` on a free port; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -55,7 +63,8 @@ def dashboard(runs_dir: str | Path, log: Path | None = None, timeout: float = 12
         stdout=output,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = process.pid
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -85,3 +94,66 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+def settle(page, timeout: float = 90_000) -> None:
+    """Wait until the app has finished running (the status widget disappears)."""
+    page.wait_for_selector("h1", timeout=timeout)
+    for _ in range(2):  # the status widget shows up only after a run has gone on for a moment
+        page.wait_for_timeout(700)
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+def choose_sample(page, name: str, *, wait: bool = True, timeout: float = 90_000) -> None:
+    """Pick a sample photo in the sidebar, as a viewer would; with ``wait``, until the app is done."""
+    box = page.get_by_role("combobox", name="Sample photo")
+    box.click()
+    box.fill(name)
+    box.press("Enter")
+    if wait:
+        in_use(page, name).wait_for(timeout=timeout)
+        settle(page, timeout)
+
+
+def in_use(page, name: str):
+    """The sidebar's caption for the image in use, once it is ``name`` (a sample's short name
+    matches its display name too, e.g. ``chelsea`` for ``chelsea (cat)``)."""
+    import re
+
+    return page.get_by_text(re.compile(rf"^In use: {re.escape(name)}( \(.*\))?$"))
+
+
+def open_page(page, title: str) -> None:
+    """Go to another page through the sidebar's navigation (a new URL would start a new session)."""
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+
+
+def charts(page) -> list[dict]:
+    """Every Plotly chart on the page as ``{"title": str, "traces": [...]}``; each trace keeps
+    its ``type`` and, decoded to numpy, its ``x``, ``y`` and ``z`` (what the browser plots)."""
+    import numpy as np
+
+    raw = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
+            title: (el.layout && el.layout.title && el.layout.title.text) || '',
+            traces: el.data.map(t => ({type: t.type, x: t.x ?? null, y: t.y ?? null, z: t.z ?? null})),
+        }))"""
+    )
+
+    def decode(value):
+        if isinstance(value, dict) and "bdata" in value:  # plotly's typed-array form
+            import base64
+
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+            shape = [int(part) for part in str(value.get("shape", array.size)).split(",")]
+            return array.reshape(shape)
+        return (
+            None if value is None else np.asarray(value, dtype=object if value and isinstance(value[0], str) else None)
+        )
+
+    for chart in raw:
+        chart["title"] = chart["title"].replace("<b>", "").replace("</b>", "")
+        for trace in chart["traces"]:
+            for key in ("x", "y", "z"):
+                trace[key] = decode(trace[key])
+    return raw

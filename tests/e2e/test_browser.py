@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dashboard import local_server
+from dashboard.local_server import settle
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -57,14 +58,6 @@ def page(browser):
     tab = context.new_page()
     yield tab
     context.close()
-
-
-def settle(tab, timeout: float = 90_000) -> None:
-    """Wait until the app has finished running (the status widget disappears)."""
-    tab.wait_for_selector("h1", timeout=timeout)
-    for _ in range(2):  # the status widget shows up only after a run has gone on for a moment
-        tab.wait_for_timeout(700)
-        tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
 
 
 def no_exception(tab) -> None:
@@ -193,3 +186,33 @@ def test_short_dream_and_png_download(server, page, tmp_path):
 
     assert Image.open(saved).size == (451, 300)  # full size of the sample photo
     page.screenshot(path=str(ARTIFACTS / "dream.png"), full_page=True)
+
+
+def test_concurrent_viewers_each_see_their_own_image(server, browser):
+    """Three sessions change photo at the same moment; each chart shows that viewer's numbers."""
+    import numpy as np
+
+    import vis_core
+
+    handle = vis_core.load_model()
+    photos = ["coffee", "astronaut", "rocket"]
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1200}) for _ in photos]
+    try:
+        pages = [context.new_page() for context in contexts]
+        for tab in pages:
+            tab.goto(f"{server}/feature_maps")
+        for tab in pages:
+            tab.wait_for_selector("text=features.10 · filter 0", timeout=90_000)
+        for tab, name in zip(pages, photos):  # no waiting in between: the runs overlap on the server
+            local_server.choose_sample(tab, name, wait=False)
+        for tab, name in zip(pages, photos):
+            local_server.in_use(tab, name).wait_for(timeout=90_000)
+            settle(tab)
+            no_exception(tab)
+            (large,) = [chart for chart in local_server.charts(tab) if chart["title"] == "features.10 · filter 0"]
+            shown = next(trace["z"] for trace in large["traces"] if trace["type"] == "heatmap")
+            expected = vis_core.feature_maps(handle, vis_core.sample_image(name), ["features.10"])
+            np.testing.assert_allclose(shown, expected.activations["features.10"][0], rtol=1e-5, atol=1e-6)
+    finally:
+        for context in contexts:
+            context.close()
