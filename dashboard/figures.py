@@ -263,6 +263,9 @@ def layer_profile(stats: Sequence[LayerStats], selected: str | None = None) -> g
                 title=dict(text="fraction of zeros"),
                 tickformat=".0%",
                 range=[0, 1],
+                tickmode="linear",  # 0%, 20%, ... (the theme otherwise syncs ticks to the left axis)
+                tick0=0,
+                dtick=0.2,
                 overlaying="y",
                 side="right",
                 showgrid=False,
