@@ -74,6 +74,25 @@ def test_reused_module_and_calls_are_indexed():
     assert tiny.layers["conv3"].overwritten_in_place  # by torch.relu_, which cannot be switched off
     assert not tiny.layers["bn1"].overwritten_in_place  # the in-place ReLU module runs out of place
     assert tiny.model.relu.inplace  # and is restored afterwards
+    # ...but only when a captured output needs it: the in-place ReLU overwrites bn1 and, on its
+    # second call, conv2; nothing overwrites conv1 or the ReLU's own output
+    flagged = {name for name, info in tiny.layers.items() if info.needs_out_of_place}
+    assert flagged == {"bn1", "conv2"}
+    assert not tiny.needs_out_of_place(["conv1", "relu", "conv3"]) and tiny.needs_out_of_place(["conv1", "bn1"])
+
+
+@pytest.mark.parametrize("layers", [["conv1", "relu"], ["bn1"], ["conv2"], ["conv1", "conv3"]])
+def test_subsets_with_in_place_modules_left_on_or_switched_off_are_exact(layers):
+    torch.manual_seed(0)
+    tiny = make_handle(ReusedReLUNet(3, 32))
+    x = torch.randn(1, 3, 32, 32)
+    expected = _independent_forward(tiny.model, x)
+    maps = vis_core.feature_maps_from_tensor(tiny, x, layers)
+    for name in layers:
+        np.testing.assert_allclose(maps.activations[name], expected[name][0].numpy(), rtol=1e-5, atol=1e-6)
+    if "bn1" in layers:
+        assert maps.activations["bn1"].min() < 0  # before the ReLU, although that ReLU is in place
+    assert tiny.model.relu.inplace and hook_count(tiny.model) == 0
 
 
 def _independent_forward(model, x):

@@ -7,9 +7,10 @@ at low resolution with many more, sparser channels.
 
 One forward pass with hooks on every requested layer gives all of it; when the classifier
 is not needed the pass stops after the deepest requested layer. In-place ReLU modules run
-out of place during the pass and only outputs overwritten by in-place functional calls are
-cloned (the layer index knows which), so nothing is copied twice (``benchmarks/`` measures
-the cost against a bare forward pass).
+out of place during the pass only when a requested output would be overwritten by one, and
+only outputs overwritten by in-place functional calls are cloned (the layer index knows
+both), so nothing is copied twice (``benchmarks/`` measures the cost against a bare forward
+pass).
 """
 
 from __future__ import annotations
@@ -210,8 +211,11 @@ def _capture_pass(
     to_clone: set[str],
     stop_early: bool,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    out_of_place = handle.needs_out_of_place(names)
     with handle.guard() as model, torch.no_grad():
-        with capture(model, names, clone=to_clone, stop_when_done=stop_early, modules=handle.modules) as record:
+        with capture(
+            model, names, clone=to_clone, stop_when_done=stop_early, out_of_place=out_of_place, modules=handle.modules
+        ) as record:
             logits = run_forward(model, inputs)
         overwritten = record.overwritten()
         if overwritten:  # the index missed an in-place write: redo with clones, never return garbage

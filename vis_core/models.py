@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -67,6 +67,10 @@ class LayerInfo:
         overwritten_in_place: whether a later in-place operation modifies its output even
             with in-place modules switched off (an in-place functional call such as
             ``torch.relu_``): captures must clone it.
+        needs_out_of_place: whether a later module with an ``inplace`` flag
+            (``nn.ReLU(inplace=True)`` after a BatchNorm...) modifies its output: a capture of
+            it must run such modules out of place. Captures of other layers need not, and
+            save the extra memory traffic.
         alias_of: for a plain ``nn.Sequential`` (forward not overridden), the descendant
             whose output *is* its output (its last child, resolved recursively): capturing
             that one captures both, with one hook instead of two.
@@ -81,6 +85,7 @@ class LayerInfo:
     is_block: bool
     calls: int = 1
     overwritten_in_place: bool = False
+    needs_out_of_place: bool = False
     alias_of: str | None = None
 
     @property
@@ -226,6 +231,10 @@ class ModelHandle:
         except KeyError:
             raise ParameterError(f"Unknown layer {name!r} in {self.name}. {suggest(name, list(self.layers))}") from None
 
+    def needs_out_of_place(self, names: Iterable[str]) -> bool:
+        """Whether capturing ``names`` needs in-place modules switched off (see :class:`LayerInfo`)."""
+        return any(self.layers[name].needs_out_of_place for name in names if name in self.layers)
+
     def check_channel(self, layer: str, channel: int) -> int:
         """Validate a channel index for ``layer``; returns it."""
         info = self.layer(layer)
@@ -365,6 +374,9 @@ def build_layer_index(handle: ModelHandle) -> dict[str, LayerInfo]:
             with capture(model, names, clone=False) as record:
                 model(dry_input)
             overwritten = set(record.overwritten())
+            with capture(model, names, clone=False, out_of_place=False) as in_place_record:
+                model(dry_input)
+            overwritten_by_modules = set(in_place_record.overwritten()) - overwritten
         except Exception as exc:
             raise ModelError(
                 f"A test forward pass of {handle.name} on a {handle.input_channels}x{height}x{width} input failed: "
@@ -388,6 +400,7 @@ def build_layer_index(handle: ModelHandle) -> dict[str, LayerInfo]:
             is_block=blocks.get(name) == name and type(module) not in _CONTAINERS,
             calls=record.calls.get(name, 1),
             overwritten_in_place=name in overwritten,
+            needs_out_of_place=name in overwritten_by_modules,
             alias_of=aliases.get(name),
         )
     return index

@@ -398,7 +398,13 @@ def reading(handle: ModelHandle, layers: frozenset[str]) -> Iterator[Callable[[t
         handle.layer(layer)
     model = handle.model
     with capture(
-        model, named, clone=False, detach=False, stop_when_done=LOGITS not in layers, modules=handle.modules
+        model,
+        named,
+        clone=False,
+        detach=False,
+        stop_when_done=LOGITS not in layers,
+        out_of_place=handle.needs_out_of_place(named),
+        modules=handle.modules,
     ) as record:
 
         def read(inputs: torch.Tensor) -> dict[str, torch.Tensor]:
