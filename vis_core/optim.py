@@ -173,8 +173,9 @@ class ImageParam(torch.nn.Module):
         self.height, self.width = (size, size) if isinstance(size, int) else size
         self.channels, self.fft = channels, fft
         self.decorrelate = decorrelate and channels == 3
-        # colour mixing as a 1x1 convolution: out[d] = sum_c sqrt_cov[d, c] * in[c]
-        self.register_buffer("colour", _COLOR_SQRT.clone()[:, :, None, None], persistent=False)
+        # colour mixing: out[d] = sum_c sqrt_cov[d, c] * in[c], as one matmul over the channels
+        # (a 1x1 convolution does the same ~10x slower on a CPU with 3 channels)
+        self.register_buffer("colour", _COLOR_SQRT.clone(), persistent=False)
         if init is not None:  # start from an image (dream, inversion)
             self.fft = False
             self.pixels = torch.nn.Parameter(torch.logit(init.clamp(1e-4, 1 - 1e-4)).clone())
@@ -199,12 +200,15 @@ class ImageParam(torch.nn.Module):
         if self.fft:
             spectrum = self.spectrum
             if self.decorrelate:  # colour mixing is linear: mix the (half-size) spectrum, not the image
-                b, c, h, w, _ = spectrum.shape
-                spectrum = F.conv2d(spectrum.reshape(b, c, h, w * 2), self.colour).view(b, c, h, w, 2)
+                spectrum = self._mix(spectrum)
             spectrum = torch.view_as_complex(spectrum * self.spectrum_scale)
             return torch.tanh(torch.fft.irfft2(spectrum, s=(self.height, self.width), norm="ortho"))
-        raw = F.conv2d(self.pixels, self.colour) if self.decorrelate else self.pixels
+        raw = self._mix(self.pixels) if self.decorrelate else self.pixels
         return torch.tanh(raw * 0.5)
+
+    def _mix(self, x: torch.Tensor) -> torch.Tensor:
+        """Mix the channels (dimension 1) of ``x`` by the colour matrix."""
+        return torch.matmul(self.colour, x.reshape(x.shape[0], x.shape[1], -1)).view(x.shape)
 
     def forward(self) -> torch.Tensor:
         return (self.signed() + 1.0) * 0.5
@@ -316,7 +320,9 @@ def _resample(x: torch.Tensor, affine: tuple[float, ...], height: int, width: in
         padding_mode="zeros",
         align_corners=False,
     )
-    return strips.transpose(0, 1).reshape(1, x.shape[1], height, width)
+    # reassemble as (1, H, W, C) memory, i.e. a channels-last image: the network wants that
+    # layout on a CPU anyway (fast_layout), so this one copy is the only one
+    return strips.permute(0, 2, 3, 1).reshape(1, height, width, x.shape[1]).permute(0, 3, 1, 2)
 
 
 SCALES = [1 + (i - 5) / 50.0 for i in range(11)]
