@@ -13,8 +13,10 @@ deep dream and feature inversion share it.
   (pad, jitter, random scale, random rotation) make the result robust; all randomness comes
   from one seeded ``torch.Generator``, so a seed reproduces an image on the CPU. Unlike lucent,
   the network sees the requested size every step, and the whole standard stack is a single
-  bilinear resampling (:func:`random_affine`), so a step costs little more than one forward
-  and backward pass at that size (``benchmarks/``: about 1.1x on a 2-core CPU).
+  bilinear resampling (:func:`random_affine`) and the network gets its input channels-last on
+  a CPU, so a step costs about one forward and backward pass at that size (``benchmarks/``, on
+  a 2-core CPU: 0.8-0.95x a plain pass of the truncated network, 1.2-1.3x one in the same
+  channels-last layout).
 
 We write this ourselves: lucent (the maintained-looking choice) has been unmaintained since
 2021, runs the full network and leaves hooks behind; captum.optim is not released on PyPI.
