@@ -121,24 +121,15 @@ def _viewer(
         title = f"{LAYER} · filter {channel}"
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            for chart in local_server.charts(page):
-                if chart["title"] == title:
-                    heat = next((t["z"] for t in chart["traces"] if t["type"] == "heatmap"), None)
-                    if heat is not None and heat.shape == expected.shape and np.allclose(heat, expected, 1e-4, 1e-5):
-                        timed(action, started)
-                        local_server.settle(page, 120_000)  # typing while a run redraws a widget loses keys
-                        return
+            heat = local_server.heatmap(page, title)
+            if heat is not None and heat.shape == expected.shape and np.allclose(heat, expected, 1e-4, 1e-5):
+                timed(action, started)
+                local_server.settle(page, 120_000)  # typing while a run redraws a widget loses keys
+                return
             page.wait_for_timeout(50)
         caption = page.locator('[data-testid="stSidebar"]').get_by_text("In use:").all_inner_texts()
-        seen = [
-            name
-            for chart in local_server.charts(page)
-            if chart["title"] == title
-            for trace in chart["traces"]
-            if trace["type"] == "heatmap"
-            for name in PHOTOS
-            if trace["z"] is not None and np.allclose(trace["z"], maps[name][channel], 1e-4, 1e-5)
-        ]
+        heat = local_server.heatmap(page, title)
+        seen = [name for name in PHOTOS if heat is not None and np.allclose(heat, maps[name][channel], 1e-4, 1e-5)]
         with lock:
             mismatches.append((f"viewer {index}", f"{what}: never shown (caption {caption}, chart matches {seen})"))
 

@@ -8,7 +8,9 @@ chart shows, so tests can compare it with the engine's own numbers.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -118,8 +120,6 @@ def choose_sample(page, name: str, *, wait: bool = True, timeout: float = 90_000
 def in_use(page, name: str):
     """The sidebar's caption for the image in use, once it is ``name`` (a sample's short name
     matches its display name too, e.g. ``chelsea`` for ``chelsea (cat)``)."""
-    import re
-
     return page.get_by_text(re.compile(rf"^In use: {re.escape(name)}( \(.*\))?$"))
 
 
@@ -142,8 +142,6 @@ def charts(page) -> list[dict]:
 
     def decode(value):
         if isinstance(value, dict) and "bdata" in value:  # plotly's typed-array form
-            import base64
-
             array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
             shape = [int(part) for part in str(value.get("shape", array.size)).split(",")]
             return array.reshape(shape)
@@ -157,3 +155,13 @@ def charts(page) -> list[dict]:
             for key in ("x", "y", "z"):
                 trace[key] = decode(trace[key])
     return raw
+
+
+def heatmap(page, title: str):
+    """The values of the first heatmap in the chart titled ``title``, or None if none is shown."""
+    for chart in charts(page):
+        if chart["title"] == title:
+            for trace in chart["traces"]:
+                if trace["type"] == "heatmap":
+                    return trace["z"]
+    return None

@@ -45,6 +45,13 @@ class Capture:
     versions: dict[str, int] = field(default_factory=dict)
     cloned: set[str] = field(default_factory=set)
 
+    def reset(self) -> None:
+        """Forget what was captured, to record the next forward pass with the same hooks."""
+        self.outputs.clear()
+        self.calls.clear()
+        self.versions.clear()
+        self.cloned.clear()
+
     def overwritten(self) -> list[str]:
         """Names whose stored (uncloned) tensor was modified in place after capture."""
         return [

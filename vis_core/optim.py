@@ -417,9 +417,7 @@ def reading(handle: ModelHandle, layers: frozenset[str]) -> Iterator[Callable[[t
 
         def read(inputs: torch.Tensor) -> dict[str, torch.Tensor]:
             inputs = fast_layout(inputs)
-            record.outputs.clear()
-            record.calls.clear()
-            record.versions.clear()
+            record.reset()
             logits = run_forward(model, inputs)
             result = dict(record.outputs)
             if LOGITS in layers:
