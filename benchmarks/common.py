@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -33,18 +34,22 @@ def interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, repeats
             fn()
             sync(device)
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    faults: dict[str, int] = dict.fromkeys(fns, 0)
     for _ in range(repeats):
         for name, fn in fns.items():
             sync(device)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             fn()
             sync(device)
             samples[name].append(time.perf_counter() - start)
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     return {
         name: {
             "median_ms": round(statistics.median(values) * 1e3, 3),
             "p10_ms": round(sorted(values)[len(values) // 10] * 1e3, 3),
             "p90_ms": round(sorted(values)[(len(values) * 9) // 10] * 1e3, 3),
+            "minor_page_faults_per_call": round(faults[name] / repeats, 1),
         }
         for name, values in samples.items()
     }

@@ -130,18 +130,16 @@ def _to_host(outputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     packed into one buffer first, so the copy to the host is one transfer and one
     synchronisation instead of one per layer.
     """
-    items = []
-    for name, tensor in outputs.items():
-        item = tensor[0]
-        if item.dim() == 1:
-            item = item[:, None, None]
-        if item.dim() == 3:
-            items.append((name, item.detach()))
-    if not items:
+    tensors = {name: tensor.detach() for name, tensor in outputs.items() if tensor.dim() in (2, 4)}
+    if not tensors:
         return {}
-    if items[0][1].device.type == "cpu":
-        hosted = {name: item.to(torch.float32).numpy() for name, item in items}
+    if next(iter(tensors.values())).device.type == "cpu":  # numpy views: no copy, cheap indexing
+        hosted = {}
+        for name, tensor in tensors.items():
+            array = (tensor if tensor.dtype == torch.float32 else tensor.float()).numpy()[0]
+            hosted[name] = array[:, None, None] if array.ndim == 1 else array
     else:
+        items = [(name, t[0] if t.dim() == 4 else t[0, :, None, None]) for name, t in tensors.items()]
         flat = torch.cat([item.reshape(-1).to(torch.float32) for _, item in items]).cpu()
         hosted, offset = {}, 0
         for name, item in items:

@@ -165,6 +165,15 @@ class ModelHandle:
     def _parameters(self) -> tuple[nn.Parameter, ...]:
         return tuple(self.model.parameters())
 
+    @cached_property
+    def _switchable(self) -> tuple[nn.Module, ...]:
+        """Modules with a boolean ``inplace`` flag (ReLU, Dropout...): the guard restores it.
+
+        Found once: ``getattr(module, "inplace", None)`` on every module of every engine call
+        went through ``nn.Module.__getattr__`` and an AttributeError for most of them.
+        """
+        return tuple(m for m in self.modules.values() if isinstance(m.__dict__.get("inplace"), bool))
+
     @property
     def input_channels(self) -> int:
         """Number of channels the model expects (1 for grayscale models, else 3)."""
@@ -272,20 +281,22 @@ class ModelHandle:
         """
         with self.lock:
             modules = tuple(self.modules.values())
+            switchable = self._switchable
             parameters = self._parameters
             training = [module.training for module in modules]
-            inplace = [getattr(module, "inplace", None) for module in modules]
+            inplace = [module.inplace for module in switchable]
             requires_grad = [parameter.requires_grad for parameter in parameters]
             first_new_hook_id = RemovableHandle.next_id  # hook ids only grow
             try:
                 yield self.model
             finally:  # write only what changed: this runs on every engine call
-                for module, flag, in_place in zip(modules, training, inplace):
+                for module, flag in zip(modules, training):
                     if module.training != flag:
                         module.training = flag
-                    if in_place is not None and module.inplace != in_place:
-                        module.inplace = in_place
                     _remove_hooks_since(module, first_new_hook_id)
+                for module, flag in zip(switchable, inplace):
+                    if module.inplace != flag:
+                        module.inplace = flag
                 for parameter, flag in zip(parameters, requires_grad):
                     if parameter.grad is not None:
                         parameter.grad = None
