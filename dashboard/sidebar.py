@@ -1,6 +1,9 @@
 """The sidebar shared by every page: model, image, layer and filter (channel).
 
 It keeps what a person chose in ``st.session_state`` and hands pages a :class:`Selection`.
+The address bar carries the selection too (``/feature_maps?model=…&image=coffee&layer=…&filter=5``):
+a lecturer can bookmark each view of a talk, a reload keeps the view, and a link opens it
+for someone else. Links are read once per session and every value is checked like a click.
 Anything a person can get wrong (an unreadable upload, a model whose weights cannot be
 fetched) becomes a message in the sidebar while the previous, working choice stays.
 """
@@ -26,6 +29,8 @@ SESSION_MAX_SIDE = 2048
 #: this is a tool for convolutional networks.
 FEATURED_MODELS = ("mobilenet_v2", "resnet18", "resnet50", "vgg16", "alexnet", "googlenet", "efficientnet_b0")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
+#: Query parameters of a link to a view; anything else in a URL is ignored.
+LINK_KEYS = ("model", "image", "layer", "filter")
 
 
 @dataclass(frozen=True)
@@ -340,10 +345,76 @@ def _layer_controls(handle: ModelHandle) -> tuple[str, int]:
     return layer, int(channel)
 
 
+def _read_link() -> None:
+    """Once per session, take model, sample photo, layer and filter from the URL.
+
+    The model and photo are checked here; the layer and filter need the model, so
+    :func:`_layer_controls` checks them. What does not fit is named in a toast and the
+    usual default is used instead.
+    """
+    if st.session_state.get("_link_read"):
+        return
+    st.session_state["_link_read"] = True
+    params = {key: st.query_params.get(key, "")[:200] for key in LINK_KEYS}
+    if params["model"]:
+        if params["model"] in model_choices():
+            st.session_state["model_choice"] = params["model"]  # loaded by render() with the usual checks
+        else:
+            st.toast(f"The link's model {params['model']!r} is not available here; showing the default.")
+    if params["image"]:
+        if sample := next((name for name in vis_core.sample_names() if params["image"] in (name, _slug(name))), None):
+            st.session_state["image_source"] = "Sample photo"
+            st.session_state["sample_choice"] = sample
+            _on_sample()
+        else:
+            st.toast(f"The link's photo {params['image']!r} is not one of the samples.")
+    if params["layer"]:
+        st.session_state["_link_layer"] = params["layer"]
+    if params["filter"]:
+        st.session_state["_link_filter"] = params["filter"]
+
+
+def _link_layer(handle: ModelHandle) -> None:
+    """Apply a link's layer and filter once the model is known (before their widgets exist)."""
+    layer = st.session_state.pop("_link_layer", None)
+    if layer is not None:
+        info = handle.layers.get(layer)
+        if info is None or len(info.output_shape) not in (1, 3):
+            st.toast(f"{handle.name} has no feature-map layer {layer!r}; showing a middle block.")
+        else:
+            st.session_state["layer_choice"] = layer
+            if not info.is_block:
+                st.session_state["show_sublayers"] = True
+    text = st.session_state.pop("_link_filter", None)
+    if text is not None:
+        channels = handle.layers[st.session_state.get("layer_choice") or default_layer(handle)].channels
+        if text.isdigit() and int(text) < channels:
+            st.session_state["channel_choice"] = int(text)
+        else:
+            st.toast(f"Filter {text!r} is not one of this layer's 0–{channels - 1}; showing filter 0.")
+
+
+def _slug(sample: str) -> str:
+    """A sample photo's short name for links (``chelsea`` for ``chelsea (cat)``)."""
+    return sample.split(" (")[0]
+
+
+def _write_link(selection: Selection) -> None:
+    """Put the selection in the address bar (only what a link can reproduce: no uploads)."""
+    link = {"model": st.session_state["model_name"], "layer": selection.layer, "filter": str(selection.channel)}
+    if link["model"] in own_models():  # this session's uploaded weights: nobody else has them
+        del link["model"]
+    if selection.image.key.startswith("sample:"):
+        link["image"] = _slug(selection.image.key.removeprefix("sample:"))
+    if st.query_params.to_dict() != link:
+        st.query_params.from_dict(link)
+
+
 def render() -> Selection:
     """Draw the shared sidebar and return the current selection (``app.py`` calls it once per run)."""
     st.session_state.setdefault("model_name", trusted_model() or vis_core.DEFAULT_MODEL)
     st.session_state.setdefault("model_choice", st.session_state["model_name"])
+    _read_link()
     if pending := st.session_state.pop("_pending_model", None):  # just loaded from uploaded weights
         st.session_state["model_choice"] = st.session_state["model_name"] = pending
     if st.session_state["model_choice"] != st.session_state["model_name"]:
@@ -369,9 +440,12 @@ def render() -> Selection:
             st.session_state["model_name"] = vis_core.DEFAULT_MODEL
             handle = cache.model(vis_core.DEFAULT_MODEL)
         _image_controls()
+        _link_layer(handle)
         layer, channel = _layer_controls(handle)
+        st.caption("The address bar holds this view (page, model, photo, layer, filter): bookmark it or share it.")
     selection = Selection(handle, st.session_state["image_entry"], layer, channel)
     st.session_state["selection"] = selection
+    _write_link(selection)
     return selection
 
 

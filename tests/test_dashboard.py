@@ -125,6 +125,49 @@ def test_sub_layers_and_vector_layers():
     assert "Egyptian cat" in chart_titles(at)
 
 
+def start_from_link(page: str | None = None, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    if page:
+        at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_link_opens_its_view_and_the_address_follows_the_selection():
+    at = start_from_link(FEATURE_MAPS, image="coffee", layer="features.5.conv.1", filter="7")
+    assert at.session_state["selection"].image.key == "sample:coffee"
+    assert "features.5.conv.1 · filter 7" in chart_titles(at)
+    assert at.session_state["show_sublayers"] is True  # a sub-layer in a link lists sub-layers
+    assert not at.toast
+    assert dict(at.query_params) == {
+        "model": "mobilenet_v2",
+        "layer": "features.5.conv.1",
+        "filter": "7",
+        "image": "coffee",
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"model": "no_such_net"}, "no_such_net"),
+        ({"image": "../../etc/passwd"}, "../../etc/passwd"),
+        ({"layer": "features.99"}, "features.99"),
+        ({"layer": "features.1", "filter": "16"}, "'16'"),  # features.1 has 16 filters: 0..15
+        ({"filter": "-3"}, "'-3'"),
+    ],
+)
+def test_a_bad_link_names_what_it_ignored_and_shows_the_defaults(params, named):
+    at = start_from_link(FEATURE_MAPS, **params)
+    assert any(named in toast.value for toast in at.toast), [t.value for t in at.toast]
+    selection = at.session_state["selection"]
+    assert selection.handle.name == "mobilenet_v2" and selection.image.key == "sample:chelsea (cat)"
+    assert selection.channel == 0
+    assert selection.layer == ("features.1" if params.get("layer") == "features.1" else "features.10")
+
+
 def test_sample_change_updates_prediction():
     at = start()
     assert "Egyptian cat" in chart_titles(at)

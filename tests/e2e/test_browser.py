@@ -121,6 +121,22 @@ def test_filter_change_updates_the_page(server, page):
     no_exception(page)
 
 
+def test_a_link_opens_its_view_and_the_address_bar_follows(server, page):
+    page.goto(f"{server}/feature_maps?image=coffee&layer=features.5.conv.1&filter=7")
+    settle(page)
+    assert page.get_by_text("In use: coffee").count() == 1
+    assert page.locator("text=features.5.conv.1 · filter 7").count() >= 1
+    box = page.get_by_role("spinbutton", name="Filter (channel) 0–191")
+    box.fill("9")
+    box.press("Enter")
+    settle(page)
+    assert "filter=9" in page.url and "layer=features.5.conv.1" in page.url and "image=coffee" in page.url
+    local_server.open_page(page, "Overview")
+    settle(page)
+    assert "filter=9" in page.url and "image=coffee" in page.url  # the next page keeps the view
+    no_exception(page)
+
+
 class _Canary:
     path = ""
 
