@@ -149,16 +149,11 @@ def top_projections(
     ``(channel, activation, projection, image patch)``, both cropped to the receptive field."""
     from vis_core.projection import _gradient_rgb, project_batch, receptive_field
 
-    maps = feature_maps(model_key, image_key, _handle, _image)
-    channels = maps.top_channels(layer, k, by="max")
-    activation = maps.activations[layer]
-    positions = [
-        tuple(int(v) for v in np.unravel_index(int(np.argmax(activation[c])), activation[c].shape)) for c in channels
-    ]
-    gradients, values, _ = project_batch(_handle, _handle.preprocess(_image), layer, channels, method, positions)
+    channels = feature_maps(model_key, image_key, _handle, _image).top_channels(layer, k, by="max")
+    batch = project_batch(_handle, _handle.preprocess(_image), layer, channels, method, ["max"] * len(channels))
     view = model_view(model_key, image_key, _handle, _image)
     tiles = []
-    for channel, value, gradient, position in zip(channels, values, gradients, positions):
+    for channel, value, gradient, position in zip(channels, batch.values, batch.gradients, batch.positions):
         top, left, bottom, right = receptive_field(_handle, layer, *position)
         projected = _gradient_rgb(gradient)[top:bottom, left:right]
         tiles.append((channel, float(value), projected, view[top:bottom, left:right]))

@@ -107,7 +107,8 @@ def test_projection_rules_agree_with_captum(resnet, rule, reference):
     activation = vis_core.feature_maps(resnet, image, ["layer2"]).activations["layer2"]
     for channel in (3, 17):
         position = tuple(int(v) for v in np.unravel_index(int(activation[channel].argmax()), activation[channel].shape))
-        gradients, _, note = project_batch(resnet, inputs, "layer2", [channel], rule, [position])
+        batch = project_batch(resnet, inputs, "layer2", [channel], rule, [position])
+        gradients, note = batch.gradients, batch.note
         model = copy.deepcopy(resnet.model)
         theirs = getattr(captum.attr, reference)(model, model.layer2).attribute(
             inputs.clone(), neuron_selector=(channel, *position)
@@ -121,7 +122,8 @@ def test_projection_rules_differ_and_gradient_is_exact(resnet):
     image = vis_core.sample_image("rocket")
     inputs = resnet.preprocess(image)
     grads = {
-        r: project_batch(resnet, inputs, "layer3", [4], r, [(1, 1)])[0][0] for r in ("deconvnet", "guided", "gradient")
+        rule: project_batch(resnet, inputs, "layer3", [4], rule, [(1, 1)]).gradients[0]
+        for rule in ("deconvnet", "guided", "gradient")
     }
     x = inputs.clone().requires_grad_(True)
     model = copy.deepcopy(resnet.model)
@@ -143,6 +145,9 @@ def test_project_on_default_model(handle, cat):
     assert support[:, 1].min() >= left and support[:, 1].max() < right
     maps = vis_core.feature_maps(handle, cat, ["features.10"]).channel("features.10", 5)
     assert result.activation == pytest.approx(float(maps.max()), rel=1e-4)
+    assert result.position == tuple(int(v) for v in np.unravel_index(int(np.argmax(maps)), maps.shape))
+    with pytest.raises(vis_core.ParameterError, match="outside features.10's 14x14 map"):
+        project(handle, cat, layer="features.10", channel=5, position=(14, 0))
     whole = project(handle, cat, layer="features.10", channel=5, method="gradient")
     assert (
         whole.position is None and whole.box is None and whole.activation == pytest.approx(float(maps.sum()), rel=1e-3)

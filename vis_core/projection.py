@@ -151,25 +151,47 @@ def _gradient_rgb(gradient: np.ndarray) -> np.ndarray:
     return np.clip(picture.transpose(1, 2, 0), 0.0, 1.0).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class BatchProjection:
+    """Several channels of one input projected in one batched backward pass.
+
+    Attributes:
+        gradients: input-space gradients ``(k, C, h, w)``.
+        values: the projected activation values ``(k,)``.
+        positions: the position projected for each channel (``"max"`` resolved), or None.
+        note: a plain remark when the rule could not change anything, else None.
+    """
+
+    gradients: np.ndarray
+    values: np.ndarray
+    positions: list[tuple[int, int] | None]
+    note: str | None
+
+
 def project_batch(
     handle: ModelHandle,
     inputs: torch.Tensor,
     layer: str,
     channels: list[int],
     method: str,
-    positions: list[tuple[int, int] | None],
-) -> tuple[np.ndarray, np.ndarray, str | None]:
+    positions: list[tuple[int, int] | str | None],
+) -> BatchProjection:
     """Projections of several channels of one input, in one batched backward pass.
 
-    Returns the input-space gradients ``(k, C, h, w)``, the projected activation values
-    ``(k,)`` and a note (or None).
+    Each position is None (the whole map), ``"max"`` (the channel's strongest position, found
+    in the same forward pass) or ``(y, x)``.
     """
     info = handle.layer(layer)
     if not info.is_spatial:
         raise ParameterError(f"{layer} has no spatial map (shape {info.output_shape}); choose a convolutional layer.")
     for channel in channels:
         handle.check_channel(layer, channel)
+    _, height, width = info.output_shape
+    for position in positions:
+        if position not in (None, "max") and not (0 <= position[0] < height and 0 <= position[1] < width):
+            raise ParameterError(f"Position {tuple(position)} is outside {layer}'s {height}x{width} map.")
     batch = inputs.expand(len(channels), *inputs.shape[1:]).clone().requires_grad_(True)
+    resolved: list[tuple[int, int] | None] = []
     with (
         handle.guard() as model,
         torch.enable_grad(),
@@ -180,6 +202,10 @@ def project_batch(
         activation = record.outputs[layer]
         picked = []
         for row, (channel, position) in enumerate(zip(channels, positions)):
+            if position == "max":  # the rules change only the backward pass: this is the plain forward's map
+                flat = int(activation[row, channel].detach().argmax())
+                position = divmod(flat, activation.shape[-1])
+            resolved.append(None if position is None else (int(position[0]), int(position[1])))
             if position is None:
                 picked.append(activation[row, channel].sum())
             else:
@@ -192,7 +218,7 @@ def project_batch(
             f"{handle.name} has no ReLU modules the {method} rule can change (it may use functional ReLUs), "
             "so this is the plain gradient."
         )
-    return gradient.detach().cpu().numpy(), scores.detach().cpu().numpy(), note
+    return BatchProjection(gradient.detach().cpu().numpy(), scores.detach().cpu().numpy(), resolved, note)
 
 
 def project(
@@ -216,20 +242,10 @@ def project(
             the paper); or an explicit ``(y, x)`` in the layer's map.
     """
     start = time.perf_counter()
-    inputs = handle.preprocess(image)
-    resolved: tuple[int, int] | None = None
-    if position == "max":
-        from .featuremaps import feature_maps_from_tensor
-
-        activation_map = feature_maps_from_tensor(handle, inputs, [layer]).channel(layer, channel)
-        resolved = tuple(int(v) for v in np.unravel_index(int(np.argmax(activation_map)), activation_map.shape))
-    elif position is not None:
-        resolved = (int(position[0]), int(position[1]))
-        _, height, width = handle.layer(layer).output_shape
-        if not (0 <= resolved[0] < height and 0 <= resolved[1] < width):
-            raise ParameterError(f"Position {resolved} is outside {layer}'s {height}x{width} map.")
-    gradients, values, note = project_batch(handle, inputs, layer, [channel], method, [resolved])
-    gradient = gradients[0]
+    if position is not None and position != "max":
+        position = (int(position[0]), int(position[1]))
+    batch = project_batch(handle, handle.preprocess(image), layer, [channel], method, [position])
+    gradient, resolved, note = batch.gradients[0], batch.positions[0], batch.note
     model_map = np.abs(gradient).max(axis=0).astype(np.float32)
     box = receptive_field(handle, layer, *resolved) if resolved is not None else None
     return Projection(
@@ -241,7 +257,7 @@ def project(
         method=method,
         position=resolved,
         box=box,
-        activation=float(values[0]),
+        activation=float(batch.values[0]),
         note=note,
         seconds=time.perf_counter() - start,
     )
