@@ -26,7 +26,8 @@ def preview_image(images) -> np.ndarray:
 def run(label: str, work: Callable[[Callable], T], *, key: str, preview_width: int = 320) -> T:
     """Run ``work(on_step)`` with a progress bar, a preview and a Stop button."""
     bar = st.progress(0.0, text=label)
-    st.button("Stop", key=f"{key}_stop", help="Stops now; the last finished result stays.")
+    stop = st.empty()  # gone with the bar when the work ends: a Stop button with nothing to stop misleads
+    stop.button("Stop", key=f"{key}_stop", help="Stops now; the last finished result stays.")
     slot = st.empty()
 
     def on_step(step: int, total: int, preview) -> None:
@@ -38,6 +39,7 @@ def run(label: str, work: Callable[[Callable], T], *, key: str, preview_width: i
         return work(on_step)
     finally:
         bar.empty()
+        stop.empty()
         slot.empty()
 
 

@@ -146,7 +146,7 @@ def test_project_on_default_model(handle, cat):
     maps = vis_core.feature_maps(handle, cat, ["features.10"]).channel("features.10", 5)
     assert result.activation == pytest.approx(float(maps.max()), rel=1e-4)
     assert result.position == tuple(int(v) for v in np.unravel_index(int(np.argmax(maps)), maps.shape))
-    with pytest.raises(vis_core.ParameterError, match="outside features.10's 14x14 map"):
+    with pytest.raises(vis_core.ParameterError, match=r"outside features\.10's 14x14 map"):
         project(handle, cat, layer="features.10", channel=5, position=(14, 0))
     whole = project(handle, cat, layer="features.10", channel=5, method="gradient")
     assert (

@@ -327,6 +327,8 @@ def test_feature_visualisation_page_modes():
     at = start("views/feature_vis.py", fv_steps=16, fv_size=64, channel_choice=5)
     at.button(key="fv_go").click().run()
     assert not at.exception and at.main.image[0].proto.imgs[0].caption == "features.10 filter 5"
+    assert "Stop" not in [button.label for button in at.button]  # nothing left to stop once it is done
+    assert "The filter's average response rose from" in " ".join(c.value for c in at.caption)
     at = start("views/feature_vis.py", fv_steps=16, fv_size=64, fv_mode="gallery of filters", fv_range=(2, 5))
     at.button(key="fv_go").click().run()
     assert [image.proto.imgs[0].caption for image in at.main.image] == [f"features.10 filter {i}" for i in range(2, 6)]

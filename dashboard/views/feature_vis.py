@@ -83,13 +83,16 @@ if stored is None:
     st.stop()
 shown_mode, model_key, result = stored
 columns = st.columns(min(4, len(result.images)))
+# One image at most twice its size (a 224-pixel render blown up to the page's width is mostly
+# blur); several fill their columns (a fixed width would spill over the next column).
+single_width = min(2 * result.images[0].shape[1], 512)
 for index, image in enumerate(result.images):
     with columns[index % len(columns)]:
         if shown_mode == "a class":
             caption = f"class '{handle.labels[result.channels[index]]}'" if model_key == handle.key else "a class"
         else:
             caption = f"{result.layer} filter {result.channels[index]}"
-        st.image(image, caption=caption, width="stretch", clamp=True)
+        st.image(image, caption=caption, width=single_width if len(columns) == 1 else "stretch", clamp=True)
         st.download_button(
             "Download PNG",
             live.png_bytes(image),
@@ -97,7 +100,12 @@ for index, image in enumerate(result.images):
             mime="image/png",
             key=f"fv_download_{index}",
         )
+what = {
+    "a class": "The class score",
+    "gallery of filters": "The filters' average response",
+    "diverse images of one filter": "The score (the filter's response, less a penalty for alike images)",
+}.get(shown_mode, "The filter's average response")
 st.caption(
-    f"{len(result.objective)} steps, seed {result.seed}, {result.seconds:.1f} s. The objective rose from "
-    f"{result.objective[0]:.3f} to {result.objective[-1]:.3f}."
+    f"{what} rose from {result.objective[0]:.3f} on the starting noise to {result.objective[-1]:.3f} on the painting "
+    f"({len(result.objective)} steps, seed {result.seed}, {result.seconds:.1f} s)."
 )
