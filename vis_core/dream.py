@@ -71,7 +71,7 @@ def deep_dream(
     octaves: int = 4,
     octave_scale: float = 1.4,
     steps: int = 10,
-    step_size: float = 0.02,
+    step_size: float = 0.01,
     jitter: int = 32,
     smoothing: float = 0.5,
     tile_size: int = 512,
@@ -85,7 +85,9 @@ def deep_dream(
         octaves: scales processed, smallest first (1..MAX_OCTAVES).
         octave_scale: size ratio between octaves.
         steps: gradient steps per octave.
-        step_size: step in [0, 1] pixel units for a unit normalised gradient.
+        step_size: step in [0, 1] pixel units for a unit normalised gradient. The default,
+            0.01 (about 2.5 grey levels a step), keeps the photo recognisable under the dream
+            after 4 octaves x 10 steps; 0.02 painted the cat over entirely.
         jitter: random shift (pixels) before each step.
         smoothing: Gaussian sigma (pixels) applied to the gradient; 0 to disable.
         tile_size: the largest square processed at once.

@@ -27,7 +27,7 @@ with st.sidebar:
     octaves = st.slider("Octaves", 1, MAX_OCTAVES, 4, key="dd_octaves")
     octave_scale = st.slider("Octave scale", 1.1, 2.0, 1.4, 0.1, key="dd_scale")
     steps = st.slider("Steps per octave", 1, 40, 10, key="dd_steps")
-    step_size = st.slider("Step size", 0.005, 0.1, 0.02, 0.005, key="dd_step_size")
+    step_size = st.slider("Step size", 0.002, 0.05, 0.01, 0.002, key="dd_step_size")
     jitter = st.slider("Jitter (pixels)", 0, 64, 32, key="dd_jitter")
     smoothing = st.slider("Gradient smoothing (sigma)", 0.0, 3.0, 0.5, 0.25, key="dd_smoothing")
     tile = st.select_slider(
