@@ -5,7 +5,14 @@ Find an image ``x`` whose representation ``Phi(x)`` at a layer matches the photo
     minimise  ||Phi(x) - Phi0||^2 / ||Phi0||^2  +  lambda_a * ||x||_a^a  +  lambda_tv * TV_b(x)
 
 starting from noise, with jitter. The alpha-norm keeps pixel values in range and the total
-variation (with exponent beta) favours piecewise-smooth images. Early layers reconstruct the
+variation (with exponent beta) favours piecewise-smooth images.
+
+Jitter is kept below half the layer's stride (input size over map size): the target was
+computed on the unshifted photo, so a shift of a whole map cell or more asks the image to
+match a misaligned representation. Measured on chelsea, 150 steps: with a 4-pixel jitter at
+``features.1`` (stride 2) the normalised feature distance stalled at 0.88 and the picture came
+back blurred; without it, 0.03 and sharp. Deep layers (stride 16-32) keep the full jitter,
+which suppresses the high-frequency noise their reconstructions otherwise fill with. Early layers reconstruct the
 photo almost exactly; deep layers keep the objects' parts but lose position and colour.
 """
 
@@ -87,6 +94,8 @@ def reconstruct(
     param = optim.ImageParam(
         1, handle.input_size, channels=3, fft=False, decorrelate=False, generator=generator, scale=0.5
     )
+    stride = handle.input_size[0] // info.output_shape[1] if len(info.output_shape) == 3 else handle.input_size[0]
+    jitter = min(int(jitter), max(0, (stride - 1) // 2))  # see the module docstring
     transforms = [optim.roll(jitter)] if jitter else []  # the representation must keep its size
     images, history = optim.ascend(
         handle,
