@@ -146,16 +146,18 @@ def top_projections(
     model_key: str, image_key: str, layer: str, k: int, method: str, _handle: ModelHandle, _image: Image.Image
 ) -> list[tuple[int, float, np.ndarray, np.ndarray]]:
     """The ``k`` most active channels of a layer, each projected at its strongest position:
-    ``(channel, activation, projection, image patch)``, both cropped to the receptive field."""
-    from vis_core.projection import _gradient_rgb, project_batch, receptive_field
+    ``(channel, activation, projection, image patch)``, both cropped to where the projection
+    falls (its effective box inside the receptive field)."""
+    from vis_core.projection import _gradient_rgb, effective_box, project_batch, receptive_field
 
     channels = feature_maps(model_key, image_key, _handle, _image).top_channels(layer, k, by="max")
     batch = project_batch(_handle, _handle.preprocess(_image), layer, channels, method, ["max"] * len(channels))
     view = model_view(model_key, image_key, _handle, _image)
     tiles = []
     for channel, value, gradient, position in zip(channels, batch.values, batch.gradients, batch.positions):
-        top, left, bottom, right = receptive_field(_handle, layer, *position)
-        projected = _gradient_rgb(gradient)[top:bottom, left:right]
+        field = receptive_field(_handle, layer, *position)
+        top, left, bottom, right = effective_box(gradient, within=field) or field
+        projected = _gradient_rgb(gradient[:, top:bottom, left:right])
         tiles.append((channel, float(value), projected, view[top:bottom, left:right]))
     return tiles
 

@@ -135,6 +135,20 @@ def test_projection_rules_differ_and_gradient_is_exact(resnet):
     assert pearson(grads["deconvnet"], grads["guided"]) < 0.99 and pearson(grads["guided"], grads["gradient"]) < 0.99
 
 
+def test_effective_box_keeps_the_central_mass():
+    from vis_core.projection import effective_box
+
+    gradient = np.zeros((3, 50, 40))
+    gradient[:, 10:20, 5:15] = 1.0  # all the weight in one block
+    assert effective_box(gradient) == (10, 5, 20, 15)
+    gradient[0, 45, 35] = 1e-4  # a speck far away is trimmed, not stretched to
+    assert effective_box(gradient) == (10, 5, 20, 15)
+    gradient[:, 30:40, 25:35] = 1.0  # two equal blocks: the box spans both
+    assert effective_box(gradient) == (10, 5, 40, 35)
+    assert effective_box(gradient, within=(0, 0, 25, 20)) == (10, 5, 20, 15)
+    assert effective_box(np.zeros((3, 8, 8))) is None
+
+
 def test_project_on_default_model(handle, cat):
     result = project(handle, cat, layer="features.10", channel=5, method="guided", position="max")
     assert result.map.shape == (cat.height, cat.width) and result.model_map.shape == (224, 224)
@@ -146,6 +160,11 @@ def test_project_on_default_model(handle, cat):
     maps = vis_core.feature_maps(handle, cat, ["features.10"]).channel("features.10", 5)
     assert result.activation == pytest.approx(float(maps.max()), rel=1e-4)
     assert result.position == tuple(int(v) for v in np.unravel_index(int(np.argmax(maps)), maps.shape))
+    f_top, f_left, f_bottom, f_right = result.focus
+    assert top <= f_top < f_bottom <= bottom and left <= f_left < f_right <= right
+    assert (f_bottom - f_top) * (f_right - f_left) < 0.6 * (bottom - top) * (right - left)  # tighter than the field
+    weight = result.model_map  # max over colours; the box was cut on the sum: compare shares loosely
+    assert weight[f_top:f_bottom, f_left:f_right].sum() >= 0.9 * weight.sum()
     with pytest.raises(vis_core.ParameterError, match=r"outside features\.10's 14x14 map"):
         project(handle, cat, layer="features.10", channel=5, position=(14, 0))
     whole = project(handle, cat, layer="features.10", channel=5, method="gradient")

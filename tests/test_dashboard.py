@@ -279,6 +279,7 @@ def test_projection_page():
         assert title in spec
     assert "fires most at position" in " ".join(c.value for c in at.caption)
     assert len(at.main.image) == 16  # 8 strongest filters: image patch and projection each
+    assert "projected back with guided backprop, both cropped to where 98%" in " ".join(c.value for c in at.caption)
     at = start(PROJECTION, pr_scope="whole map", layer_choice="features.4", pr_top_k=4)
     assert "What it sees" not in chart_titles(at) and "whole map of filter 0 of features.4" in " ".join(
         c.value for c in at.caption

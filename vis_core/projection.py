@@ -119,6 +119,8 @@ class Projection:
         position: ``(y, x)`` in the layer's map when only one position was projected.
         box: ``(top, left, bottom, right)`` of that position's receptive field, in model-input
             pixels (bottom/right exclusive), or None for the whole map.
+        focus: where the projection actually falls: the box holding most of its weight (see
+            :func:`effective_box`), inside ``box``; None when the projection is all zero.
         activation: the projected activation value (sum of the map, or the one position).
         note: a remark a viewer should read (e.g. functional ReLUs kept the plain gradient).
         seconds: wall time.
@@ -132,9 +134,44 @@ class Projection:
     method: str
     position: tuple[int, int] | None
     box: tuple[int, int, int, int] | None
+    focus: tuple[int, int, int, int] | None
     activation: float
     note: str | None
     seconds: float
+
+
+#: Share of a projection's absolute weight that :func:`effective_box` keeps.
+FOCUS_MASS = 0.98
+
+
+def effective_box(
+    gradient: np.ndarray, mass: float = FOCUS_MASS, within: tuple[int, int, int, int] | None = None
+) -> tuple[int, int, int, int] | None:
+    """The box where a projection really falls: ``(top, left, bottom, right)``, exclusive.
+
+    A deep position's theoretical receptive field covers much of the image, but its gradient
+    is concentrated near the centre (the *effective* receptive field, Luo et al. 2016): shown
+    whole, the projection is a small pattern in a sea of grey. Along each axis this keeps the
+    central ``mass`` of the absolute gradient summed over colours, inside ``within`` if given.
+    None when the gradient is zero everywhere.
+    """
+    weight = np.abs(gradient).sum(axis=0)
+    if within is not None:
+        top, left, bottom, right = within
+        clipped = np.zeros_like(weight)
+        clipped[top:bottom, left:right] = weight[top:bottom, left:right]
+        weight = clipped
+    total = float(weight.sum())
+    if not np.isfinite(total) or total <= 0:
+        return None
+    tail = (1.0 - mass) / 2
+
+    def span(profile: np.ndarray) -> tuple[int, int]:
+        cumulative = np.cumsum(profile) / total
+        return int(np.searchsorted(cumulative, tail)), int(np.searchsorted(cumulative, 1.0 - tail)) + 1
+
+    (top, bottom), (left, right) = span(weight.sum(axis=1)), span(weight.sum(axis=0))
+    return top, left, min(bottom, weight.shape[0]), min(right, weight.shape[1])
 
 
 def _gradient_rgb(gradient: np.ndarray) -> np.ndarray:
@@ -248,6 +285,7 @@ def project(
     gradient, resolved, note = batch.gradients[0], batch.positions[0], batch.note
     model_map = np.abs(gradient).max(axis=0).astype(np.float32)
     box = receptive_field(handle, layer, *resolved) if resolved is not None else None
+    focus = effective_box(gradient, within=box)
     return Projection(
         map=handle.to_image_space(model_map, image.size),
         model_map=model_map,
@@ -257,6 +295,7 @@ def project(
         method=method,
         position=resolved,
         box=box,
+        focus=focus,
         activation=float(batch.values[0]),
         note=note,
         seconds=time.perf_counter() - start,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import cache, figures, sidebar
-from vis_core.projection import RULES
+from vis_core.projection import FOCUS_MASS, RULES
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
@@ -31,7 +31,9 @@ with st.sidebar:
         help="Zeiler & Fergus project the single strongest activation; the whole map shows everything the filter saw.",
     )
     top_k = st.slider("Strongest filters to show", 4, 16, 8, 4, key="pr_top_k")
-    top_rule = st.selectbox("Rule for that grid", RULES, format_func=RULE_LABELS.get, key="pr_top_rule")
+    top_rule = st.selectbox(  # guided by default: the most legible for a room (deconvnet's strided checkerboard)
+        "Rule for that grid", RULES, index=RULES.index("guided"), format_func=RULE_LABELS.get, key="pr_top_rule"
+    )
 
 position = "max" if scope == "strongest position" else None
 view = cache.model_view(handle.key, entry.key, handle, entry.image)
@@ -40,11 +42,20 @@ results = {
 }
 first = results["deconvnet"]
 
-top, left, bottom, right = first.box if first.box is not None else (0, 0, *view.shape[:2])
+# Crop every panel to where the projections fall (all three rules' focus boxes together): the
+# theoretical receptive field of a deep position is mostly grey (see vis_core.projection.effective_box).
+boxes = [result.focus for result in results.values() if result.focus is not None]
+if boxes:
+    crop = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+else:
+    crop = first.box if first.box is not None else (0, 0, *view.shape[:2])
+top, left, bottom, right = crop
 columns = st.columns(5 if first.position is not None else 4)
 with columns[0]:
     st.plotly_chart(
-        figures.picture(view, title="The image", box=first.box, height=280), width="stretch", key="pr_image"
+        figures.picture(view, title="The image", box=crop if first.position is not None else None, height=280),
+        width="stretch",
+        key="pr_image",
     )
 panels = [("What it sees", view)] if first.position is not None else []
 panels += [(RULE_LABELS[rule], results[rule].rgb) for rule in RULES]
@@ -56,11 +67,14 @@ for column, (title, picture) in zip(columns[1:], panels):
             key=f"pr_{title}",
         )
 if first.position is not None:
+    rf_top, rf_left, rf_bottom, rf_right = first.box
     st.caption(
         f"Filter {channel} of {layer} fires most at position {first.position} of its "
-        f"{info.shape_text.split('×', 1)[1]} map (activation {first.activation:.3f}). The orange box is the part "
-        "of the image that position can see (its receptive field), shown enlarged beside it with its three "
-        "projections. Grey means no effect; colours show which way each pixel pushes the filter."
+        f"{info.shape_text.split('×', 1)[1]} map (activation {first.activation:.3f}). The orange box is where "
+        f"{FOCUS_MASS:.0%} of its projection falls, shown enlarged beside it with the three projections; in "
+        f"principle that position can see a {rf_bottom - rf_top}×{rf_right - rf_left}-pixel region (its receptive "
+        "field), but most of it barely matters. Grey means no effect; colours show which way each pixel pushes "
+        "the filter."
     )
 else:
     st.caption(
@@ -83,6 +97,6 @@ for index, (filter_index, value, projected, patch) in enumerate(tiles):
         st.caption(f"filter {filter_index} · peak {value:.2f}")
 st.caption(
     "Each pair is the image patch under one filter's strongest response and that response projected back with "
-    f"{RULE_LABELS[top_rule].lower()}; "
+    f"{RULE_LABELS[top_rule].lower()}, both cropped to where {FOCUS_MASS:.0%} of the projection falls; "
     "computed together in one batched backward pass."
 )
