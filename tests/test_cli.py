@@ -158,6 +158,9 @@ def test_deconv(capsys, tmp_path):
     )
     summary = json.loads(stdout)
     assert code == 0 and summary["position"] == [4, 4] and len(summary["receptive_field"]) == 4
+    field_top, field_left, field_bottom, field_right = summary["receptive_field"]
+    top, left, bottom, right = summary["focus"]
+    assert field_top <= top < bottom <= field_bottom and field_left <= left < right <= field_right
     assert np.asarray(Image.open(out)).std() > 1
     code, _, err = run_cli(capsys, "deconv", "--layer", "features.10", "--channel", "99", "--out", str(out))
     assert code == 2 and "out of range" in err

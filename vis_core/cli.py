@@ -392,7 +392,7 @@ def _deconv(args: argparse.Namespace) -> dict[str, Any]:
     if result.note:
         print(f"note: {result.note}", file=sys.stderr)
     if not args.json:
-        where = f" at {result.position}, receptive field {result.box}" if result.position else ""
+        where = f" at {result.position}, receptive field {result.box}, focus {result.focus}" if result.position else ""
         print(f"wrote {path} ({args.method} projection of {args.layer}:{args.channel}{where})")
     return {
         "command": "deconv",
@@ -402,6 +402,7 @@ def _deconv(args: argparse.Namespace) -> dict[str, Any]:
         "method": args.method,
         "position": result.position,
         "receptive_field": result.box,
+        "focus": result.focus,
         "activation": result.activation,
         "out": str(path),
         "note": result.note,
