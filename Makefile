@@ -33,7 +33,7 @@ setup-dev: $(VENV)/.dev
 
 # MODEL=package.module:function adds your own trusted model code to the sidebar (and makes it the default).
 run: setup
-	VIS_CORE_MODEL=$(MODEL) $(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT)
+	VIS_CORE_MODEL=$(MODEL) $(BIN)/python -m dashboard --server.address 127.0.0.1 --server.port $(PORT)
 
 test: setup-dev
 	$(BIN)/python -m ruff check .

@@ -1,4 +1,4 @@
-"""Entry point: ``streamlit run dashboard/app.py``.
+"""Entry point: ``python -m dashboard`` (warms the engine first) or ``streamlit run dashboard/app.py``.
 
 Sets up the page, draws the sidebar shared by every page (model, image, layer, filter) and
 runs the page chosen in the navigation. Pages stay thin: they take the selection with

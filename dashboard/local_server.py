@@ -41,7 +41,7 @@ class ServerURL(str):
 
 @contextmanager
 def dashboard(runs_dir: str | Path, log: Path | None = None, timeout: float = 120) -> Iterator[ServerURL]:
-    """Run ``streamlit run dashboard/app.py`` on a free port; yields its URL."""
+    """Run the dashboard (``python -m dashboard``, as ``make run`` does) on a free port; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -50,9 +50,7 @@ def dashboard(runs_dir: str | Path, log: Path | None = None, timeout: float = 12
         [
             sys.executable,
             "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "dashboard" / "app.py"),
+            "dashboard",
             "--server.port",
             str(port),
             "--server.address",

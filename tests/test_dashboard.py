@@ -352,3 +352,17 @@ def test_trusted_model_from_make_run(monkeypatch):
     assert at.sidebar.selectbox(key="model_choice").options[0] == "tests.factories:tiny_digits  (your code)"
     assert "each of the 3 things it knows" in at.markdown[0].value
     assert at.metric[1].value == "32×32"
+
+
+def test_warm_up_fills_the_caches_the_pages_read(monkeypatch):
+    from dashboard.__main__ import warm_up
+
+    warm_up()  # what `python -m dashboard` runs while the server starts
+
+    def cache_miss(*args, **kwargs):
+        raise AssertionError("the warm-up should have filled this cache")
+
+    monkeypatch.setattr(vis_core, "load_model", cache_miss)
+    monkeypatch.setattr(vis_core, "feature_maps", cache_miss)
+    at = start(FEATURE_MAPS)  # the first viewer's page run finds the model and the maps ready
+    assert "features.10 · filter 0" in chart_titles(at)
