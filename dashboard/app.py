@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dash
 
 import streamlit as st  # noqa: E402
 
+import vis_core  # noqa: E402
 from dashboard import sidebar  # noqa: E402
 
 PAGES_DIR = (
@@ -39,4 +40,7 @@ navigation = st.navigation(
     ]
 )
 sidebar.render()
-navigation.run()
+try:
+    navigation.run()
+except vis_core.VisCoreError as exc:  # one place for every page: an engine error is a message, never a traceback
+    st.error(str(exc), icon=":material/error:")

@@ -366,3 +366,13 @@ def test_warm_up_fills_the_caches_the_pages_read(monkeypatch):
     monkeypatch.setattr(vis_core, "feature_maps", cache_miss)
     at = start(FEATURE_MAPS)  # the first viewer's page run finds the model and the maps ready
     assert "features.10 · filter 0" in chart_titles(at)
+
+
+def test_an_engine_error_on_any_page_is_a_message(monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise vis_core.ResourceError("The CUDA ran out of memory for this request. Try a smaller image size.")
+
+    monkeypatch.setattr(vis_core, "feature_maps", out_of_memory)
+    at = start(FEATURE_MAPS)  # start() asserts no exception reached Streamlit
+    assert "ran out of memory for this request" in at.error[0].value
+    assert at.sidebar.selectbox(key="model_choice").value == "mobilenet_v2"  # the sidebar is still there

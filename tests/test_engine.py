@@ -266,7 +266,10 @@ class _Explodes(torch.nn.Module):
 
 def test_feature_maps_clean_up_after_a_failing_forward():
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(inplace=True), _Explodes(), torch.nn.Flatten()
+        torch.nn.Conv2d(3, 4, 3, padding=1, bias=False),  # no bias: the dry forward on zeros stays zero
+        torch.nn.ReLU(inplace=True),
+        _Explodes(),
+        torch.nn.Flatten(),
     )
     handle = make_handle(model, size=16)
     before_state, before_hash = _model_state(handle.model), state_dict_hash(handle.model)
@@ -277,6 +280,33 @@ def test_feature_maps_clean_up_after_a_failing_forward():
     assert state_dict_hash(handle.model) == before_hash
     assert handle.lock.acquire(blocking=False)  # the lock was released
     handle.lock.release()
+
+
+class _RunsOutOfMemoryOnce(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.armed:
+            self.armed = False
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return x
+
+
+def test_out_of_memory_is_a_clear_error_and_the_next_request_works():
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(inplace=True), _RunsOutOfMemoryOnce(), torch.nn.Flatten()
+    )
+    handle = make_handle(model, size=16)
+    before_state, before_hash = _model_state(handle.model), state_dict_hash(handle.model)
+    model[2].armed = True
+    with pytest.raises(vis_core.ResourceError, match="ran out of memory for this request"):
+        vis_core.feature_maps(handle, vis_core.sample_image("coffee"))
+    assert _model_state(handle.model) == before_state and state_dict_hash(handle.model) == before_hash
+    assert hook_count(handle.model) == 0
+    maps = vis_core.feature_maps(handle, vis_core.sample_image("coffee"))  # the next request works
+    assert maps.activations["0"].shape == (4, 16, 16)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

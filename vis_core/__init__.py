@@ -14,7 +14,7 @@ Torch and numpy only: importing it never imports streamlit or plotly. The public
 """
 
 from .attribution import METHODS, Attribution, attribute
-from .errors import ImageError, ModelError, ParameterError, VisCoreError
+from .errors import ImageError, ModelError, ParameterError, ResourceError, VisCoreError
 from .featuremaps import FeatureMaps, LayerStats, feature_maps, feature_maps_from_tensor
 from .filters import Filters, filters
 from .hooks import capture, hook_count
@@ -50,6 +50,7 @@ __all__ = [
     "ParameterError",
     "Prediction",
     "Projection",
+    "ResourceError",
     "Run",
     "RunError",
     "VisCoreError",

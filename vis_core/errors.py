@@ -22,3 +22,7 @@ class ModelError(VisCoreError, ValueError):
 
 class ParameterError(VisCoreError, ValueError):
     """A parameter is out of range: unknown layer, channel index, caps exceeded."""
+
+
+class ResourceError(VisCoreError, MemoryError):
+    """The device ran out of memory for one request; the model is intact and the next request works."""

@@ -35,7 +35,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from . import custom
 from . import weights as weights_io
-from .errors import ModelError, ParameterError
+from .errors import ModelError, ParameterError, ResourceError
 from .hooks import capture, hook_count, run_forward, suggest
 
 #: The model used when none is named: it is the one whose weights ship for offline use.
@@ -289,6 +289,15 @@ class ModelHandle:
             first_new_hook_id = RemovableHandle.next_id  # hook ids only grow
             try:
                 yield self.model
+            except RuntimeError as exc:
+                if not _out_of_memory(exc):
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()  # give the failed request's blocks back for the next one
+                raise ResourceError(
+                    f"The {self.device.type.upper()} ran out of memory for this request. Try a smaller image "
+                    "size, fewer steps, octaves or filters at once, or the CPU; the model is unharmed."
+                ) from exc
             finally:  # write only what changed: this runs on every engine call
                 for module, flag in zip(modules, training):
                     if module.training != flag:
@@ -302,6 +311,11 @@ class ModelHandle:
                         parameter.grad = None
                     if parameter.requires_grad != flag:
                         parameter.requires_grad_(flag)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """A device allocator failure: CUDA's OutOfMemoryError, or the CPU allocator's RuntimeError."""
+    return isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in str(exc)
 
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
