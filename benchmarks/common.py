@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from vis_core.memory import keep_freed_memory
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -84,6 +86,7 @@ def write(suite: str, device: torch.device, payload: dict[str, Any], out_dir: Pa
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "keep_freed_memory": keep_freed_memory(),
         **payload,
     }
     path = out_dir / f"{suite}-{device_slug(device)}.json"

@@ -9,9 +9,11 @@ import argparse
 import json
 import sys
 
+from vis_core.memory import keep_freed_memory
 from vis_core.models import resolve_device
 
 from . import (
+    bench_allocator,
     bench_attribution,
     bench_browser,
     bench_cold_start,
@@ -23,6 +25,7 @@ from . import (
 from .common import RESULTS, write
 
 SUITES = {
+    "allocator": bench_allocator.run,
     "featuremaps": bench_featuremaps.run,
     "cold_start": bench_cold_start.run,
     "training": bench_training.run,
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
+    print(f"keep_freed_memory: {keep_freed_memory()}")  # as the dashboard and the CLI do (vis_core.memory)
     from pathlib import Path
 
     for name in args.suite or list(SUITES):

@@ -20,6 +20,8 @@ import streamlit as st  # noqa: E402
 import vis_core  # noqa: E402
 from dashboard import sidebar  # noqa: E402
 
+vis_core.keep_freed_memory()  # once per server process (see vis_core.memory)
+
 PAGES_DIR = (
     Path(__file__).parent / "views"
 )  # not "pages/": that name switches on Streamlit's older automatic multipage mode

@@ -19,6 +19,7 @@ from .featuremaps import FeatureMaps, LayerStats, feature_maps, feature_maps_fro
 from .filters import Filters, filters
 from .hooks import capture, hook_count
 from .images import ALLOWED_FORMATS, MAX_BYTES, MAX_PIXELS, SAMPLE_IMAGES, load_image, sample_image, sample_names
+from .memory import keep_freed_memory
 from .models import (
     DEFAULT_MODEL,
     LayerInfo,
@@ -61,6 +62,7 @@ __all__ = [
     "feature_maps_from_tensor",
     "filters",
     "hook_count",
+    "keep_freed_memory",
     "list_runs",
     "load_image",
     "load_model",
