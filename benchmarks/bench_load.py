@@ -17,6 +17,7 @@ cache alone may hold twelve images of about 60 MB).
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -25,6 +26,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,9 +131,19 @@ def _viewer(
             page.wait_for_timeout(50)
         caption = page.locator('[data-testid="stSidebar"]').get_by_text("In use:").all_inner_texts()
         heat = local_server.heatmap(page, title)
-        seen = [name for name in PHOTOS if heat is not None and np.allclose(heat, maps[name][channel], 1e-4, 1e-5)]
+        titles = [chart["title"] for chart in local_server.charts(page)]
+        if heat is None:
+            seen = f"no chart titled {title!r}; charts {titles}"
+        else:  # which photo and filter the chart does show, if any
+            seen = [
+                f"{name} filter {c}"
+                for name in PHOTOS
+                for c in range(maps[name].shape[0])
+                if heat.shape == maps[name][c].shape and np.allclose(heat, maps[name][c], 1e-4, 1e-5)
+            ] or "numbers of no photo and filter"
+        page.screenshot(path=f"/tmp/load-viewer-{index}-failure.png")
         with lock:
-            mismatches.append((f"viewer {index}", f"{what}: never shown (caption {caption}, chart matches {seen})"))
+            mismatches.append((f"viewer {index}", f"{what}: never shown (caption {caption}, chart shows {seen})"))
 
     def enter_channel(page, channel: int) -> float:
         """Type a filter index and press Enter; returns when Enter was pressed.
@@ -227,11 +239,13 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
     browsers_missing = _browsers_missing()
     server_before = server_after = 0.0
     warm = 200
+    server_log = Path(runs) / "server.log"
+    server_errors = ""
     try:
         if browsers_missing:  # e.g. the GPU machine: the engine half still runs and says so
             engine_seconds = _engine_load(techniques, images, jobs, reference, latencies, mismatches, lock)
         else:
-            with local_server.dashboard(runs) as url:
+            with local_server.dashboard(runs, log=server_log) as url:
                 warm = urllib.request.urlopen(url, timeout=30).status
                 server_before = _rss_mb(url.pid)
                 viewers = [threading.Thread(target=viewer, args=(index,)) for index in range(VIEWERS)]
@@ -241,6 +255,10 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
                 for thread in viewers:
                     thread.join()
                 server_after = _rss_mb(url.pid)
+        if server_log.exists() and "Traceback" in (text := server_log.read_text(errors="replace")):
+            text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # Streamlit's coloured tracebacks
+            server_errors = text[text.index("Traceback") :][:8000]  # the first one, for the record
+            shutil.copy(server_log, Path(tempfile.gettempdir()) / "vis-core-load-server.log")
     finally:
         shutil.rmtree(runs, ignore_errors=True)
     rss_after = _rss_mb()
@@ -269,6 +287,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
             if v
         },
         "results_equal_single_session": not mismatches,
+        "server_errors": server_errors,
         "mismatches": [list(m) for m in mismatches[:10]],
         "filter_inputs_retyped": len(retyped),
         "model_clean_afterwards": clean,
@@ -278,6 +297,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
         "server_rss_mb_after": round(server_after, 1),
         "rss_bound_mb": f"after <= before + {MEMORY_BOUND_MB}, for this process and for the server",
         "meets_target": not mismatches
+        and not server_errors
         and clean
         and viewers_done
         and warm == 200

@@ -15,12 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
     sys.path.insert(0, str(ROOT))
 
+import pandas  # noqa: E402, F401 - see below
 import streamlit as st  # noqa: E402
 
 import vis_core  # noqa: E402
 from dashboard import sidebar  # noqa: E402
 
 vis_core.keep_freed_memory()  # once per server process (see vis_core.memory)
+# pandas is imported above, in every run, before any page builds a figure: Plotly checks for
+# pandas through sys.modules without importing it, so a session building a figure while another
+# thread was still importing pandas met a half-initialised module ("partially initialized module
+# 'pandas' has no attribute 'Series'"; the load benchmark's four browsers hit it). A real import
+# waits for the other thread to finish.
 
 PAGES_DIR = (
     Path(__file__).parent / "views"
