@@ -43,6 +43,7 @@ def server(tmp_path_factory):
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     log = tmp_path_factory.mktemp("log") / "streamlit.log"
     with local_server.dashboard(tmp_path_factory.mktemp("runs"), log=log) as url:
+        url.log = log  # read by the last test
         yield url
 
 
@@ -232,3 +233,9 @@ def test_concurrent_viewers_each_see_their_own_image(server, browser):
     finally:
         for context in contexts:
             context.close()
+
+
+def test_the_server_logged_no_error(server):
+    """Last in this module: whatever the browsers did, no script run raised (the page may hide it)."""
+    text = Path(server.log).read_text(errors="replace")
+    assert "Traceback" not in text, text[text.find("Traceback") :][:3000]
