@@ -1,10 +1,12 @@
 """What :func:`vis_core.keep_freed_memory` is worth: the same work in two fresh processes.
 
-One child process runs with glibc's default thresholds (``VIS_CORE_KEEP_FREED_MEMORY=0``), the
-other with the setting the dashboard, the CLI and the runner apply; each times, interleaved:
+Fresh child processes, alternately with glibc's default thresholds (``VIS_CORE_KEEP_FREED_MEMORY=0``)
+and with the setting the dashboard, the CLI and the runner apply, three of each (with the
+defaults, whether memory is given back and faulted in again varies from process to process);
+each times, interleaved:
 a bare forward+backward of the default model to its input, our Grad-CAM, feature maps of every
 layer, and 8 steps of feature visualisation. Reported: medians, minor page faults per call,
-and the ratio of the two processes' medians (below 1: the setting helps).
+per process, and the ratio of the medians over processes (below 1: the setting helps).
 
 The child's entry point: ``python -m benchmarks.bench_allocator --child``.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -64,18 +67,36 @@ def _child(device: torch.device, repeats: int, keep: bool) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+PROCESSES = 3
+
+
 def run(device: torch.device, repeats: int) -> dict[str, Any]:
-    repeats = max(5, repeats // 2)
-    default = _child(device, repeats, keep=False)
-    kept = _child(device, repeats, keep=True)
+    repeats = max(5, repeats // 3)
+    default, kept = [], []
+    for _ in range(PROCESSES):  # alternating fresh processes: glibc's behaviour varies run to run
+        default.append(_child(device, repeats, keep=False))
+        kept.append(_child(device, repeats, keep=True))
+
+    def summary(children: list[dict[str, Any]]) -> dict[str, Any]:
+        names = children[0]["timings"]
+        return {
+            "setting": children[0]["keep_freed_memory"],
+            "median_ms_per_process": {n: [c["timings"][n]["median_ms"] for c in children] for n in names},
+            "page_faults_per_call_per_process": {
+                n: [c["timings"][n]["minor_page_faults_per_call"] for c in children] for n in names
+            },
+        }
+
+    off, on = summary(default), summary(kept)
     ratios = {
-        name: round(kept["timings"][name]["median_ms"] / default["timings"][name]["median_ms"], 3)
-        for name in default["timings"]
+        name: round(statistics.median(on["median_ms_per_process"][name]) / statistics.median(values), 3)
+        for name, values in off["median_ms_per_process"].items()
     }
     return {
         "repeats": repeats,
-        "glibc_defaults": default,
-        "keep_freed_memory_on": kept,
+        "processes_each": PROCESSES,
+        "glibc_defaults": off,
+        "keep_freed_memory_on": on,
         "ratio_on_over_defaults": ratios,
     }
 
