@@ -12,12 +12,11 @@ of feature visualisation), and in the attribution benchmark's process forward+ba
 blocks up to a bound stay in the process for the next call. PyTorch's CPU performance guide
 recommends the same cure by another route (preloading jemalloc or tcmalloc); a user who chose
 an allocator that way, or tuned glibc's malloc through ``MALLOC_*_`` or ``GLIBC_TUNABLES``, keeps
-their choice, and
-``VIS_CORE_KEEP_FREED_MEMORY=0`` turns it off. Blocks above glibc's ceiling (32 MiB, e.g. a
-batch of 16 early feature maps) are still mapped afresh each time.
+their choice, and ``VIS_CORE_KEEP_FREED_MEMORY=0`` turns it off. Blocks above glibc's ceiling
+(32 MiB, e.g. a batch of 16 early feature maps) are still mapped afresh each time.
 
 It changes the whole process, so the engine never calls it by itself: the entry points we own
-(``python -m vis_core``, ``python -m dashboard``, the benchmark runner) do, and a researcher's
+(``python -m vis_core``, the dashboard's ``app.py``, the benchmark runner) do, and a researcher's
 long-running Python session can opt in with one call. Not glibc (macOS, Windows, musl): a no-op
 that says so.
 """
