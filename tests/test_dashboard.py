@@ -95,6 +95,13 @@ def test_feature_maps_follow_layer_and_channel():
     assert "56×56" in " ".join(c.value for c in at.caption)
 
 
+def test_a_silent_filter_is_explained():
+    at = start(FEATURE_MAPS, layer_choice="features.18", channel_choice=9)  # all zeros for chelsea
+    assert "gives the same value (0) everywhere" in at.info[0].value and "ReLU switched it off" in at.info[0].value
+    at = start(FEATURE_MAPS, layer_choice="features.18", channel_choice=0)
+    assert not at.info
+
+
 def test_feature_maps_paging_for_large_maps():
     at = start(FEATURE_MAPS, layer_choice="features.0")  # 32 maps of 112×112: paged
     captions = " ".join(c.value for c in at.caption)

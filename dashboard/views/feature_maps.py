@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import streamlit as st
 
 from dashboard import cache, figures, sidebar
@@ -73,6 +74,15 @@ else:
             f"This map is {cols_px}×{rows_px}: each cell covers about "
             f"{handle.input_size[1] / cols_px:.0f} pixels of the {handle.input_size[1]}-pixel input."
         )
+        if not np.isfinite(channel_map).all():
+            st.warning(f"Filter {channel} produced values that are not numbers (NaN or infinite) for this image.")
+        elif channel_map.max() == channel_map.min():
+            st.info(
+                f"Filter {channel} gives the same value ({channel_map.max():.4g}) everywhere in this image, so its "
+                "map is one flat colour: what it looks for is not in this picture"
+                + (" (its ReLU switched it off everywhere)." if channel_map.max() == 0 else ".")
+                + " Try another filter, or the Top-N view."
+            )
 
     st.subheader(f"All filters of {layer}")
     if show == "All (paged)":
