@@ -33,7 +33,7 @@ def warm_up() -> None:
 
         handle = cache.model(sidebar.trusted_model() or vis_core.DEFAULT_MODEL)
         sample = vis_core.sample_names()[0]
-        cache.feature_maps(handle.key, f"sample:{sample}", handle, vis_core.sample_image(sample))
+        cache.feature_maps(handle.key, sidebar.sample_key(sample), handle, vis_core.sample_image(sample))
     except Exception:  # noqa: BLE001 - the first viewer meets the same error, explained in the page
         return
     finally:

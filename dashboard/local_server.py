@@ -34,9 +34,11 @@ CHROMIUM_ARGS = [
 
 
 class ServerURL(str):
-    """The dashboard's URL, carrying the server's process id (to read its memory)."""
+    """The dashboard's URL, carrying the server's process id (to read its memory) and the
+    file its output goes to (None when discarded)."""
 
     pid: int
+    log: Path | None
 
 
 @contextmanager
@@ -64,7 +66,7 @@ def dashboard(runs_dir: str | Path, log: Path | None = None, timeout: float = 12
         stderr=subprocess.STDOUT,
     )
     url = ServerURL(f"http://127.0.0.1:{port}")
-    url.pid = process.pid
+    url.pid, url.log = process.pid, log
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -31,6 +31,13 @@ FEATURED_MODELS = ("mobilenet_v2", "resnet18", "resnet50", "vgg16", "alexnet", "
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 #: Query parameters of a link to a view; anything else in a URL is ignored.
 LINK_KEYS = ("model", "image", "layer", "filter")
+#: Image keys of the sample photos start with this (the caches are keyed by image key).
+SAMPLE_PREFIX = "sample:"
+
+
+def sample_key(name: str) -> str:
+    """The image key of a sample photo (its display name, e.g. ``chelsea (cat)``)."""
+    return SAMPLE_PREFIX + name
 
 
 @dataclass(frozen=True)
@@ -177,7 +184,7 @@ def _on_file(widget_key: str, label: str) -> None:
 
 def _on_sample() -> None:
     name = st.session_state.get("sample_choice", vis_core.sample_names()[0])
-    _accept_image(f"sample:{name}", name, vis_core.sample_image(name))
+    _accept_image(sample_key(name), name, vis_core.sample_image(name))
 
 
 def _current_run() -> lab.Run | None:
@@ -404,8 +411,8 @@ def _write_link(selection: Selection) -> None:
     link = {"model": st.session_state["model_name"], "layer": selection.layer, "filter": str(selection.channel)}
     if link["model"] in own_models():  # this session's uploaded weights: nobody else has them
         del link["model"]
-    if selection.image.key.startswith("sample:"):
-        link["image"] = _slug(selection.image.key.removeprefix("sample:"))
+    if selection.image.key.startswith(SAMPLE_PREFIX):
+        link["image"] = _slug(selection.image.key.removeprefix(SAMPLE_PREFIX))
     if st.query_params.to_dict() != link:
         st.query_params.from_dict(link)
 

@@ -12,8 +12,10 @@ computed on the unshifted photo, so a shift of a whole map cell or more asks the
 match a misaligned representation. Measured on chelsea, 150 steps: with a 4-pixel jitter at
 ``features.1`` (stride 2) the normalised feature distance stalled at 0.88 and the picture came
 back blurred; without it, 0.03 and sharp. Deep layers (stride 16-32) keep the full jitter,
-which suppresses the high-frequency noise their reconstructions otherwise fill with. Early layers reconstruct the
-photo almost exactly; deep layers keep the objects' parts but lose position and colour.
+which suppresses the high-frequency noise their reconstructions otherwise fill with.
+
+Early layers reconstruct the photo almost exactly; deep layers keep the objects' parts but
+lose position and colour.
 """
 
 from __future__ import annotations

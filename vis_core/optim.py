@@ -213,7 +213,12 @@ class ImageParam(torch.nn.Module):
         return torch.matmul(self.colour, x.reshape(x.shape[0], x.shape[1], -1)).view(x.shape)
 
     def forward(self) -> torch.Tensor:
-        return (self.signed() + 1.0) * 0.5
+        return from_signed(self.signed())
+
+
+def from_signed(signed: torch.Tensor) -> torch.Tensor:
+    """Signed images (grey is 0, in (-1, 1)) back to [0, 1]."""
+    return (signed + 1.0) * 0.5
 
 
 # --------------------------------------------------------------------- transforms
@@ -484,7 +489,7 @@ def ascend(
             scores = objective(read(to_input(transformed)))
             loss = -scores.sum()
             if regulariser is not None:
-                loss = loss + regulariser((signed + 1.0) * 0.5)
+                loss = loss + regulariser(from_signed(signed))
             # autograd.grad, not backward(): the shared model's parameters never get a .grad
             for variable, gradient in zip(variables, torch.autograd.grad(loss, variables)):
                 variable.grad = gradient
@@ -493,7 +498,7 @@ def ascend(
             if on_step is not None:
                 preview = None
                 if step % preview_every == 0 or step == steps:
-                    preview = ((signed.detach() + 1.0) * 0.5).cpu()
+                    preview = from_signed(signed.detach()).cpu()
                 on_step(step, int(steps), preview)
         with torch.no_grad():
             final = param().detach().cpu()

@@ -43,7 +43,6 @@ def server(tmp_path_factory):
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     log = tmp_path_factory.mktemp("log") / "streamlit.log"
     with local_server.dashboard(tmp_path_factory.mktemp("runs"), log=log) as url:
-        url.log = log  # read by the last test
         yield url
 
 
