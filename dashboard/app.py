@@ -19,7 +19,7 @@ import pandas  # noqa: E402, F401 - see below
 import streamlit as st  # noqa: E402
 
 import vis_core  # noqa: E402
-from dashboard import sidebar  # noqa: E402
+from dashboard import escape, sidebar  # noqa: E402
 
 vis_core.keep_freed_memory()  # once per server process (see vis_core.memory)
 # pandas is imported above, in every run, before any page builds a figure: Plotly checks for
@@ -51,4 +51,4 @@ sidebar.render()
 try:
     navigation.run()
 except vis_core.VisCoreError as exc:  # one place for every page: an engine error is a message, never a traceback
-    st.error(str(exc), icon=":material/error:")
+    st.error(escape.markdown(exc), icon=":material/error:")

@@ -1,4 +1,10 @@
-"""Every Streamlit cache of the dashboard, in one place.
+"""Every Streamlit cache of the dashboard, in one place, and the models it may load.
+
+* The model allow-list: a model name can come from a viewer (the Model widget, a link, session
+  state), and a crafted client can send any string for a selectbox. :func:`model` only loads
+  a name that this server offers: one of torchvision's classifiers, an existing training run
+  (``run:<name>``), or the trusted factory the person who started the server named with
+  ``VIS_CORE_MODEL`` (``make run MODEL=...``). Nothing else is ever imported or opened.
 
 * Models: ``st.cache_resource`` (shared by every session; bounded). A handle is safe to share
   because every engine call goes through its guard.
@@ -14,7 +20,6 @@ Arguments whose name starts with ``_`` are not hashed; the key arguments stand f
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -30,16 +35,47 @@ TTL_SECONDS = 3600
 RUN_PREFIX = "run:"
 
 
-def runs_dir() -> Path:
-    """Where the training lab keeps runs (``$VIS_CORE_RUNS`` or ``runs/`` in the project)."""
-    return Path(os.environ.get("VIS_CORE_RUNS", Path(__file__).resolve().parents[1] / "runs"))
+
+
+def trusted_model() -> str | None:
+    """``package.module:function`` named by the person who started the server
+    (``make run MODEL=...``, i.e. ``$VIS_CORE_MODEL``); never a value a viewer sent."""
+    return os.environ.get("VIS_CORE_MODEL") or None
+
+
+def offered(name: object) -> bool:
+    """Whether this server offers the model ``name`` (the allow-list; see the module docstring)."""
+    if not isinstance(name, str) or len(name) > 200:
+        return False
+    if name.startswith(RUN_PREFIX):
+        run = name[len(RUN_PREFIX) :]
+        try:
+            lab.check_run_name(run)
+        except vis_core.VisCoreError:
+            return False
+        return (lab.runs_dir() / run / "run.json").is_file()
+    return name == trusted_model() or name in vis_core.classification_models()
+
+
+def model(name: str) -> ModelHandle:
+    """A shared, guarded model handle for a name this server offers.
+
+    Raises:
+        vis_core.ModelError: the name is not offered (the message says so; nothing is loaded).
+    """
+    if not offered(name):
+        raise vis_core.ModelError(
+            f"The model {str(name)[:80]!r} is not offered by this server; choose one from the Model menu."
+        )
+    return _load_model(name)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def model(name: str) -> ModelHandle:
-    """A shared, guarded model handle: a torchvision model, or ``run:<name>`` (its last snapshot)."""
+def _load_model(name: str) -> ModelHandle:
     if name.startswith(RUN_PREFIX):
-        return lab.load_run(runs_dir() / name[len(RUN_PREFIX) :]).handle()
+        return lab.load_run(lab.runs_dir() / name[len(RUN_PREFIX) :]).handle()
+    if name == trusted_model():
+        return vis_core.load_factory(name)
     return vis_core.load_model(name)
 
 

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from dashboard import escape
 from vis_core import LayerStats, Prediction
 
 COLORSCALES = ("Viridis", "Inferno", "Magma", "Plasma", "Cividis", "Greys", "RdBu_r")
@@ -212,7 +213,8 @@ def vector_bars(values: np.ndarray, *, title: str, highlight: int | None = None,
     hover = "unit %{x}<br>value %{y:.4f}<extra></extra>"
     if labels is not None:
         hover = "unit %{x}: %{customdata}<br>value %{y:.4f}<extra></extra>"
-    figure = go.Figure(go.Bar(y=values, marker_color=colors, customdata=labels, hovertemplate=hover))
+    names = None if labels is None else [escape.plotly(label) for label in labels]
+    figure = go.Figure(go.Bar(y=values, marker_color=colors, customdata=names, hovertemplate=hover))
     figure.update_layout(title=title, height=320, margin=_MARGIN, xaxis_title="unit", yaxis_title="activation")
     return figure
 
@@ -279,7 +281,7 @@ def prediction_bars(prediction: Prediction) -> go.Figure:
     figure = go.Figure(
         go.Bar(
             x=list(prediction.probabilities)[::-1],
-            y=[f"{label} " for label in prediction.labels][::-1],
+            y=[f"{escape.plotly(label)} " for label in prediction.labels][::-1],
             orientation="h",
             text=[f"{p:.1%}" for p in prediction.probabilities][::-1],
             textposition="auto",

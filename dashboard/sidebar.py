@@ -11,14 +11,15 @@ fetched) becomes a message in the sidebar while the previous, working choice sta
 from __future__ import annotations
 
 import hashlib
-import os
+import re
+import tempfile
 from dataclasses import dataclass
 
 import streamlit as st
 from PIL import Image
 
 import vis_core
-from dashboard import cache
+from dashboard import cache, escape
 from vis_core import ModelHandle
 from vis_core import training as lab
 from vis_core.weights import offline_available
@@ -66,7 +67,7 @@ class Selection:
 @st.cache_data(ttl=10, show_spinner=False)
 def run_models() -> list[str]:
     """Training-lab runs as model names (``run:<name>``), newest first."""
-    runs, _ = lab.list_runs(cache.runs_dir())
+    runs, _ = lab.list_runs(lab.runs_dir())
     return [cache.RUN_PREFIX + run.name for run in runs]
 
 
@@ -79,14 +80,23 @@ def convolutional_models() -> list[str]:
     return featured + sorted(set(convolutional) - set(featured))
 
 
-def trusted_model() -> str | None:
-    """``package.module:function`` given by the person who started the app (``make run MODEL=...``)."""
-    return os.environ.get("VIS_CORE_MODEL") or None
+trusted_model = cache.trusted_model
+
+#: Own models (uploaded weights) one session keeps; loading another releases the oldest.
+MAX_OWN_MODELS = 2
 
 
 def own_models() -> dict[str, ModelHandle]:
     """Models this session loaded from uploaded weights (never shared with other sessions)."""
     return st.session_state.setdefault("own_models", {})
+
+
+def _keep_own(name: str, handle: ModelHandle) -> None:
+    models = own_models()
+    models.pop(name, None)
+    models[name] = handle
+    while len(models) > MAX_OWN_MODELS:
+        models.pop(next(iter(models)))
 
 
 def model_choices() -> list[str]:
@@ -132,6 +142,16 @@ def _model_label(name: str) -> str:
     return f"{name}  ✓ offline" if name in offline_models() else name
 
 
+def choose_model(name: str) -> None:
+    """Switch the sidebar to ``name`` from a page (a button), with the same checks as the menu.
+
+    The Model widget has been drawn by then and its state cannot change in this run, so the
+    choice waits for the next run, which :func:`render` starts by applying it.
+    """
+    st.session_state["_pending_model"] = name
+    st.rerun()
+
+
 def _flash(message: str) -> None:
     st.session_state.setdefault("_flash", []).append(message)
 
@@ -139,11 +159,15 @@ def _flash(message: str) -> None:
 def _show_flash() -> None:
     """Errors from the last interaction, at the top of the page where nobody misses them."""
     for message in st.session_state.pop("_flash", []):
-        st.error(message, icon=":material/error:")
+        st.error(escape.markdown(message), icon=":material/error:")
 
 
 def _on_model_change() -> None:
     name = st.session_state["model_choice"]
+    if name not in model_choices():  # a crafted client can send any string for a selectbox
+        _flash(f"The model {str(name)[:80]!r} is not one of the models offered here; the previous model stays.")
+        st.session_state["model_choice"] = st.session_state.get("model_name", vis_core.DEFAULT_MODEL)
+        return
     try:
         load_handle(name)
     except vis_core.VisCoreError as exc:
@@ -192,7 +216,7 @@ def _current_run() -> lab.Run | None:
     if not is_run(name):
         return None
     try:
-        return lab.load_run(cache.runs_dir() / name[len(cache.RUN_PREFIX) :])
+        return lab.load_run(lab.runs_dir() / name[len(cache.RUN_PREFIX) :])
     except vis_core.VisCoreError:
         return None
 
@@ -209,8 +233,13 @@ def _on_test_image() -> None:
     _accept_image(f"test:{run.name}:{index}", f"test image {index} ({label})", picture)
 
 
-#: Largest weights file the sidebar accepts, in megabytes (images keep the low server limit).
+#: Largest file each uploader takes, in megabytes. The server's own limit
+#: (``server.maxUploadSize`` in ``.streamlit/config.toml``) is the largest of them, so no widget
+#: promises more than the server takes; each widget states its own.
+MAX_IMAGE_MB = 10
+MAX_LABELS_MB = 1
 MAX_WEIGHTS_MB = 300
+UPLOAD_LIMITS_MB = {"image": MAX_IMAGE_MB, "labels": MAX_LABELS_MB, "weights": MAX_WEIGHTS_MB}
 
 
 def _own_weights_form() -> None:
@@ -222,13 +251,16 @@ def _own_weights_form() -> None:
             help="The torchvision architecture your weights were trained for.",
         )
         weights = st.file_uploader(
-            "Weights: a state_dict (.safetensors, .pt, .pth)",
+            f"Weights: a state_dict (.safetensors, .pt, .pth), up to {MAX_WEIGHTS_MB} MB",
             type=["safetensors", "pt", "pth"],
             key="own_weights",
             max_upload_size=MAX_WEIGHTS_MB,
         )
         labels = st.file_uploader(
-            "Class names (optional): .txt, one per line, or .json", type=["txt", "json"], key="own_labels"
+            f"Class names (optional): .txt, one per line, or .json, up to {MAX_LABELS_MB} MB",
+            type=["txt", "json"],
+            key="own_labels",
+            max_upload_size=MAX_LABELS_MB,
         )
         size = st.number_input("Input size (pixels)", 16, 1024, 224, key="own_size")
         submitted = st.form_submit_button("Load my model")
@@ -240,28 +272,31 @@ def _own_weights_form() -> None:
 
 
 def _load_own(arch: str, weights, labels, size: int) -> None:
-    import tempfile
+    """Load uploaded weights (and class names) as this session's own model.
+
+    The files are written under names the server chose, in a temporary folder that is removed
+    as soon as the model is loaded or refused: nothing a viewer uploaded stays on disk.
+    """
     from pathlib import Path
 
-    folder = Path(st.session_state.setdefault("_upload_dir", tempfile.mkdtemp(prefix="vis-core-weights-")))
-    suffix = Path(weights.name).suffix.lower()
-    weights_path = folder / f"weights{suffix}"  # never a name the uploader chose
-    weights_path.write_bytes(weights.getvalue())
-    labels_path = None
-    if labels is not None:
-        labels_path = folder / f"labels{Path(labels.name).suffix.lower()}"
-        labels_path.write_bytes(labels.getvalue())
-    try:
-        handle = vis_core.load_model(arch, weights=weights_path, labels=labels_path, input_size=size)
-    except vis_core.VisCoreError as exc:
-        st.error(f"{weights.name}: {exc}")
+    if arch not in convolutional_models():  # a crafted client can send any architecture name
+        st.error(f"Unknown architecture {escape.markdown(str(arch)[:80])}.")
         return
-    finally:
-        weights_path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vis-core-weights-") as folder:
+        weights_path = Path(folder) / f"weights{Path(weights.name).suffix.lower()}"
+        weights_path.write_bytes(weights.getvalue())
+        labels_path = None
+        if labels is not None:
+            labels_path = Path(folder) / f"labels{Path(labels.name).suffix.lower()}"
+            labels_path.write_bytes(labels.getvalue())
+        try:
+            handle = vis_core.load_model(arch, weights=weights_path, labels=labels_path, input_size=size)
+        except vis_core.VisCoreError as exc:
+            st.error(escape.markdown(f"{weights.name}: {exc}"))
+            return
     name = f"own:{arch} ({Path(weights.name).name})"
-    own_models()[name] = handle
-    st.session_state["_pending_model"] = name
-    st.rerun()
+    _keep_own(name, handle)
+    choose_model(name)
 
 
 def _image_controls() -> None:
@@ -288,6 +323,7 @@ def _image_controls() -> None:
             "Upload an image (PNG, JPEG, WEBP, GIF, BMP)",
             type=UPLOAD_TYPES,
             key="upload",
+            max_upload_size=MAX_IMAGE_MB,
             on_change=_on_file,
             args=("upload", "upload"),
         )
@@ -296,7 +332,7 @@ def _image_controls() -> None:
     if "image_entry" not in st.session_state:
         _on_sample()
     entry: ImageEntry = st.session_state["image_entry"]
-    st.image(entry.image, caption=f"In use: {entry.label}", width=160)
+    st.image(entry.image, caption=f"In use: {escape.markdown(entry.label)}", width=160)
 
 
 def _layer_label(handle: ModelHandle):
@@ -367,14 +403,16 @@ def _read_link() -> None:
         if params["model"] in model_choices():
             st.session_state["model_choice"] = params["model"]  # loaded by render() with the usual checks
         else:
-            st.toast(f"The link's model {params['model']!r} is not available here; showing the default.")
+            st.toast(
+                escape.markdown(f"The link's model {params['model']!r} is not available here; showing the default.")
+            )
     if params["image"]:
         if sample := next((name for name in vis_core.sample_names() if params["image"] in (name, _slug(name))), None):
             st.session_state["image_source"] = "Sample photo"
             st.session_state["sample_choice"] = sample
             _on_sample()
         else:
-            st.toast(f"The link's photo {params['image']!r} is not one of the samples.")
+            st.toast(escape.markdown(f"The link's photo {params['image']!r} is not one of the samples."))
     if params["layer"]:
         st.session_state["_link_layer"] = params["layer"]
     if params["filter"]:
@@ -387,7 +425,7 @@ def _link_layer(handle: ModelHandle) -> None:
     if layer is not None:
         info = handle.layers.get(layer)
         if info is None or len(info.output_shape) not in (1, 3):
-            st.toast(f"{handle.name} has no feature-map layer {layer!r}; showing a middle block.")
+            st.toast(escape.markdown(f"{handle.name} has no feature-map layer {layer!r}; showing a middle block."))
         else:
             st.session_state["layer_choice"] = layer
             if not info.is_block:
@@ -395,10 +433,10 @@ def _link_layer(handle: ModelHandle) -> None:
     text = st.session_state.pop("_link_filter", None)
     if text is not None:
         channels = handle.layers[st.session_state.get("layer_choice") or default_layer(handle)].channels
-        if text.isdigit() and int(text) < channels:
+        if re.fullmatch(r"[0-9]{1,7}", text) and int(text) < channels:  # ASCII digits: '²'.isdigit() is True
             st.session_state["channel_choice"] = int(text)
         else:
-            st.toast(f"Filter {text!r} is not one of this layer's 0–{channels - 1}; showing filter 0.")
+            st.toast(escape.markdown(f"Filter {text!r} is not one of this layer's 0–{channels - 1}; showing filter 0."))
 
 
 def _slug(sample: str) -> str:
@@ -422,8 +460,8 @@ def render() -> Selection:
     st.session_state.setdefault("model_name", trusted_model() or vis_core.DEFAULT_MODEL)
     st.session_state.setdefault("model_choice", st.session_state["model_name"])
     _read_link()
-    if pending := st.session_state.pop("_pending_model", None):  # just loaded from uploaded weights
-        st.session_state["model_choice"] = st.session_state["model_name"] = pending
+    if pending := st.session_state.pop("_pending_model", None):  # chosen by a page's button, before the widget
+        st.session_state["model_choice"] = pending
     if st.session_state["model_choice"] != st.session_state["model_name"]:
         _on_model_change()  # a choice made outside the widget (URL state, tests): same rules
     choices = model_choices()
@@ -443,7 +481,7 @@ def render() -> Selection:
         try:
             handle = load_handle(st.session_state["model_name"])
         except vis_core.VisCoreError as exc:  # the remembered model broke (a deleted run...): use the default
-            st.error(str(exc))
+            st.error(escape.markdown(exc))
             st.session_state["model_name"] = vis_core.DEFAULT_MODEL
             handle = cache.model(vis_core.DEFAULT_MODEL)
         _image_controls()

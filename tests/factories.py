@@ -27,3 +27,11 @@ def tiny_digits() -> dict:
 
 def plain_module() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+
+def nan_weights() -> nn.Module:
+    """A network whose weights are NaN (a training run that diverged): every output is NaN."""
+    model = plain_module()
+    for parameter in model.parameters():
+        parameter.data.fill_(float("nan"))
+    return model

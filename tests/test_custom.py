@@ -105,18 +105,18 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
 
 
 def test_trusted_factory():
-    handle = vis_core.load_model("tests.factories:tiny_digits", device="cpu")
+    handle = vis_core.load_factory("tests.factories:tiny_digits", device="cpu")
     assert handle.labels == ("zero", "one", "two") and handle.grayscale and handle.input_size == (32, 32)
     prediction = vis_core.predict(handle, vis_core.sample_image("camera"))
     assert set(prediction.labels) == {"zero", "one", "two"}
     for method in ("gradcam", "saliency", "guided_backprop", "cam"):
         assert np.isfinite(vis_core.attribute(handle, vis_core.sample_image("camera"), method).map).all()
-    plain = vis_core.load_model("tests.factories:plain_module", device="cpu")
+    plain = vis_core.load_factory("tests.factories:plain_module", device="cpu")
     assert plain.labels == ("class 0", "class 1")
     with pytest.raises(ModelError, match="Cannot import"):
-        vis_core.load_model("tests.factories:nothing_here")
+        vis_core.load_factory("tests.factories:nothing_here")
     with pytest.raises(ModelError, match="Cannot import"):
-        vis_core.load_model("no_such_package.module:build")
+        vis_core.load_factory("no_such_package.module:build")
 
 
 def test_cli_with_own_weights(capsys, tmp_path, resnet_state):

@@ -11,27 +11,34 @@ Torch and numpy only: importing it never imports streamlit or plotly. The public
     vis_core.project(handle, image, layer="features.10", channel=5, method="guided")
     run = vis_core.train(dataset="digits", arch="notebook", epochs=5, seed=0, out="runs/demo")
     run.handle(-1)                                 # the last snapshot as a ModelHandle
+    vis_core.deep_dream(handle, image, layer="features.7")        # also feature_visualization, reconstruct
+    vis_core.load_factory("mypackage.models:build")               # your own trusted code, explicitly
 """
 
 from .attribution import METHODS, Attribution, attribute
+from .dream import Dream, deep_dream
 from .errors import ImageError, ModelError, ParameterError, ResourceError, VisCoreError
 from .featuremaps import FeatureMaps, LayerStats, feature_maps, feature_maps_from_tensor
+from .featurevis import FeatureVisualization, feature_visualization
 from .filters import Filters, filters
 from .hooks import capture, hook_count
 from .images import ALLOWED_FORMATS, MAX_BYTES, MAX_PIXELS, SAMPLE_IMAGES, load_image, sample_image, sample_names
+from .inversion import Reconstruction, reconstruct
 from .memory import keep_freed_memory
+from .metrics import Faithfulness, SanityCheck, faithfulness, sanity_check
 from .models import (
     DEFAULT_MODEL,
     LayerInfo,
     ModelHandle,
     Prediction,
     classification_models,
+    load_factory,
     load_model,
     predict,
     state_dict_hash,
 )
 from .projection import Projection, project
-from .training import Run, RunError, list_runs, load_run, train
+from .training import Run, RunError, list_runs, load_run, runs_dir, train
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -41,7 +48,10 @@ __all__ = [
     "METHODS",
     "SAMPLE_IMAGES",
     "Attribution",
+    "Dream",
+    "Faithfulness",
     "FeatureMaps",
+    "FeatureVisualization",
     "Filters",
     "ImageError",
     "LayerInfo",
@@ -51,26 +61,35 @@ __all__ = [
     "ParameterError",
     "Prediction",
     "Projection",
+    "Reconstruction",
     "ResourceError",
     "Run",
     "RunError",
+    "SanityCheck",
     "VisCoreError",
     "attribute",
     "capture",
     "classification_models",
+    "deep_dream",
+    "faithfulness",
     "feature_maps",
     "feature_maps_from_tensor",
+    "feature_visualization",
     "filters",
     "hook_count",
     "keep_freed_memory",
     "list_runs",
+    "load_factory",
     "load_image",
     "load_model",
     "load_run",
     "predict",
     "project",
+    "reconstruct",
+    "runs_dir",
     "sample_image",
     "sample_names",
+    "sanity_check",
     "state_dict_hash",
     "train",
 ]

@@ -73,8 +73,10 @@ def _image_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from .models import load_model
+    from .models import load_factory, load_model
 
+    if args.model and ":" in args.model:  # the person at the terminal names their own code
+        return load_factory(args.model, device=args.device)
     return load_model(args.model, weights=args.weights, device=args.device, labels=getattr(args, "labels", None))
 
 
@@ -250,7 +252,7 @@ def _filters_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", required=True, help="a Conv2d layer, e.g. features.0.0")
     parser.add_argument("--channel", type=_non_negative, default=None, help="draw only this filter")
     parser.add_argument("--reduce", choices=["l2", "mean"], default="l2", help="over input channels (default l2)")
-    parser.add_argument("--run", default=None, help="a training run folder instead of --model")
+    parser.add_argument("--run", default=None, help="a training run (its name, or its folder) instead of --model")
     parser.add_argument("--out", required=True, help="PNG file to write")
 
 
@@ -293,9 +295,9 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 def _handle_or_run(args: argparse.Namespace):
     if getattr(args, "run", None):
-        from .training import load_run
+        from .training import load_run, run_path
 
-        return load_run(args.run).handle(device=args.device)
+        return load_run(run_path(args.run)).handle(device=args.device)
     return _load(args)
 
 
@@ -310,7 +312,12 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--snapshot-every", type=_non_negative, default=0, help="also snapshot every N steps")
-    parser.add_argument("--out", required=True, help="run folder to create (e.g. runs/my-run)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="run name (a folder in the runs folder: $VIS_CORE_RUNS, or runs/ in the project; the dashboard "
+        "lists it) or a folder path; default <dataset>-<arch>-seed<seed>-<time>",
+    )
 
 
 @command("train", "train a small CNN and save a run folder with snapshots", _train_args)

@@ -27,6 +27,15 @@ from .errors import VisCoreError
 
 DATASETS: tuple[str, ...] = ("digits", "shapes", "mnist", "fashion-mnist", "cifar10")
 OFFLINE_DATASETS: tuple[str, ...] = ("digits", "shapes")
+#: Training images, channels, side and classes of each dataset (seed-independent), so what a run
+#: will write can be estimated before anything is loaded or downloaded (tests check them).
+DATASET_SHAPES: dict[str, tuple[int, int, int, int]] = {
+    "digits": (1438, 1, 28, 10),
+    "shapes": (1920, 1, 28, 6),
+    "mnist": (60_000, 1, 28, 10),
+    "fashion-mnist": (60_000, 1, 28, 10),
+    "cifar10": (50_000, 3, 32, 10),
+}
 
 SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "stripes", "checkerboard")
 FASHION_CLASSES: tuple[str, ...] = (

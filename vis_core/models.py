@@ -146,10 +146,16 @@ class ModelHandle:
             self.layers = build_layer_index(self)
 
     # ----------------------------------------------------------------- identity
-    @property
+    @cached_property
     def key(self) -> str:
-        """A string identifying model and weights, for cache keys."""
-        return f"{self.name}:{self.weights}"
+        """A string identifying the model for cache keys: name, weights, and a digest of everything
+        else that shapes a result (class names, input and resize size, mean/std, greyscale,
+        interpolation), so two handles with the same weights but other labels or sizes never
+        share a cached result."""
+        shaping = repr(
+            (self.labels, self.input_size, self.resize_size, self.mean, self.std, self.grayscale, self.interpolation)
+        )
+        return f"{self.name}:{self.weights}:{hashlib.sha256(shaping.encode()).hexdigest()[:12]}"
 
     @cached_property
     def state_hash(self) -> str:
@@ -521,18 +527,18 @@ def load_model(
 ) -> ModelHandle:
     """Load a classification model as a :class:`ModelHandle`.
 
-    Three ways:
+    Two ways:
 
     * a torchvision model by name with pretrained weights (default: the offline MobileNetV2);
     * a torchvision architecture with *your* weights: ``weights`` is a path to a
       ``.safetensors`` or ``.pt``/``.pth`` state_dict (read safely, see :mod:`vis_core.custom`),
       with optional ``labels`` (list, .txt or .json), ``input_size``, ``resize_size``,
-      ``mean`` and ``std``;
-    * ``name="package.module:function"``: your own trusted code returning an ``nn.Module``
-      (or a dict with ``model`` and the same optional entries).
+      ``mean`` and ``std``.
+
+    A name never imports code: your own code is loaded with :func:`load_factory`.
 
     Args:
-        name: a name from ``torchvision.models.list_models()``, or ``package.module:function``.
+        name: a name from ``torchvision.models.list_models()``.
         weights: a weights enum member or its name (``"IMAGENET1K_V1"``, ``"DEFAULT"``), or a
             path to a weights file.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, or a torch.device.
@@ -543,9 +549,12 @@ def load_model(
             nor downloaded (the message names the offline default).
     """
     name = name or DEFAULT_MODEL
+    if not isinstance(name, str) or ":" in name:
+        raise ModelError(
+            f"{str(name)[:100]!r} is not a model name. Your own code (package.module:function) is loaded with "
+            "vis_core.load_factory, or --model on the command line."
+        )
     resolved_device = resolve_device(device)
-    if ":" in name:
-        return _from_factory(name, resolved_device)
     if weights is not None and _is_path(weights):
         return _from_file(name, Path(weights), resolved_device, labels, input_size, resize_size, mean, std)
     available = classification_models()
@@ -589,7 +598,7 @@ def _default_resize(size: int) -> int:
 
 
 def _from_file(arch: str, path: Path, device: torch.device, labels, input_size, resize_size, mean, std) -> ModelHandle:
-    state = custom.read_state_dict(path)
+    state = custom.read_state_dict(path, arch)
     model, grayscale, classes = custom.build_from_weights(arch, state)
     size = int(input_size or 224)
     channels = 1 if grayscale else 3
@@ -614,6 +623,20 @@ def _from_file(arch: str, path: Path, device: torch.device, labels, input_size, 
     )
 
 
+def load_factory(spec: str, *, device: str | torch.device = "auto") -> ModelHandle:
+    """Import and call your own trusted code, ``package.module:function``, as a :class:`ModelHandle`.
+
+    The function returns an ``nn.Module``, or a dict with ``model`` and optionally ``labels``,
+    ``input_size``, ``resize_size``, ``mean``, ``std`` and ``grayscale``. This is the one engine
+    call that imports code by name; it is meant for the person running the program (the CLI's
+    ``--model``, ``VIS_CORE_MODEL`` when the dashboard starts), never for a name a viewer sent.
+
+    Raises:
+        ModelError: the spec is malformed, cannot be imported, fails, or returns no model.
+    """
+    return _from_factory(spec, resolve_device(device))
+
+
 def _from_factory(spec: str, device: torch.device) -> ModelHandle:
     built = custom.call_factory(spec)
     model: nn.Module = built["model"].eval()
@@ -625,6 +648,8 @@ def _from_factory(spec: str, device: torch.device) -> ModelHandle:
             classes = int(model(torch.zeros(1, channels, size, size)).reshape(1, -1).shape[1])
         except Exception as exc:
             raise ModelError(f"{spec}: a test forward pass on a {channels}x{size}x{size} input failed: {exc}") from exc
+    if not 1 <= classes <= custom.MAX_CLASSES:
+        raise ModelError(f"{spec}: the model gives {classes} outputs; a classifier needs 1 to {custom.MAX_CLASSES:,}.")
     return ModelHandle(
         name=spec,
         model=model.to(device),
@@ -652,6 +677,12 @@ class Prediction:
     indices: tuple[int, ...]
     labels: tuple[str, ...]
     probabilities: tuple[float, ...]
+
+    @property
+    def is_finite(self) -> bool:
+        """False when the model's outputs were not numbers (NaN or infinite weights): then no
+        class can be named and the probabilities mean nothing."""
+        return all(np.isfinite(self.probabilities))
 
 
 def predict(handle: ModelHandle, image: Image.Image, k: int = 5) -> Prediction:
@@ -687,6 +718,7 @@ __all__ = [
     "build_layer_index",
     "classification_models",
     "hook_count",
+    "load_factory",
     "load_model",
     "predict",
     "resolve_device",

@@ -20,6 +20,8 @@ network with batch normalisation and global average pooling.
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import shutil
 import time
@@ -38,14 +40,39 @@ from .datasets import DATASETS, Dataset, load_dataset
 from .errors import ModelError, ParameterError, VisCoreError
 from .models import ModelHandle, resolve_device
 
-#: Default folder for runs (relative to the working directory).
-RUNS_DIR = Path("runs")
 #: Server-side caps for the lab (the dashboard's sliders stay inside them).
 MAX_EPOCHS = 50
 MAX_BATCH = 1024
 TEST_SAMPLES = 64
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: Most snapshots one run may keep (the untrained one, one per epoch, and extra step snapshots).
+MAX_SNAPSHOTS = 120
+#: Most bytes one run may write, and all runs together in the runs folder (THREATS.md: anything a
+#: user can make the server write has a per-item and a total cap, estimated before work starts).
+MAX_RUN_BYTES = 2**30
+MAX_RUNS_BYTES = 4 * 2**30
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 FORMAT_VERSION = 1
+
+
+def runs_dir() -> Path:
+    """The one folder where runs live, for the dashboard and the CLI alike.
+
+    ``$VIS_CORE_RUNS`` when set; otherwise ``runs/`` in the project checkout this package sits
+    in (so ``make run`` and ``python -m vis_core train`` from anywhere in it agree), or ``runs/``
+    in the working directory for an installed package.
+    """
+    if configured := os.environ.get("VIS_CORE_RUNS"):
+        return Path(configured)
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout / "runs" if (checkout / "pyproject.toml").is_file() else Path.cwd() / "runs"
+
+
+def run_path(name_or_path: str | Path) -> Path:
+    """A run given by name (a folder in :func:`runs_dir`) or by path (anything with a separator)."""
+    text = str(name_or_path)
+    if os.sep in text or (os.altsep and os.altsep in text) or Path(text).is_dir():
+        return Path(text)
+    return runs_dir() / check_run_name(text)
 
 
 class RunError(VisCoreError, ValueError):
@@ -213,6 +240,38 @@ class Run:
         return (images - mean) / std
 
 
+def _check_settings(settings: Any, name: str) -> dict[str, Any]:
+    """The run.json of a run, each field of the type the lab wrote, or a RunError naming the first that is not."""
+    if not isinstance(settings, dict):
+        raise RunError(f"Run {name}: run.json does not hold the run's settings.")
+    required = ("arch", "dataset", "channels", "size", "classes", "mean", "std")
+    if missing := [key for key in required if key not in settings]:
+        raise RunError(f"Run {name}: run.json lacks {', '.join(missing)}.")
+    if settings["arch"] not in ARCHITECTURES:
+        raise RunError(f"Run {name}: unknown architecture {str(settings['arch'])[:40]!r}.")
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+    channels, size, classes = settings["channels"], settings["size"], settings["classes"]
+    problems = {
+        "channels": channels in (1, 3),
+        "size": isinstance(size, int) and not isinstance(size, bool) and 8 <= size <= 512,
+        "classes": isinstance(classes, list) and 1 <= len(classes) <= 1000 and all(isinstance(c, str) for c in classes),
+        "mean": isinstance(settings["mean"], list)
+        and len(settings["mean"]) == channels
+        and all(number(v) for v in settings["mean"]),
+        "std": isinstance(settings["std"], list)
+        and len(settings["std"]) == channels
+        and all(number(v) and v > 0 for v in settings["std"]),
+        "created": number(settings.get("created", 0)),
+        "seconds": number(settings.get("seconds", 0)),
+    }
+    if bad := [key for key, ok in problems.items() if not ok]:
+        raise RunError(f"Run {name}: run.json has an invalid {', '.join(bad)}.")
+    return settings
+
+
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
@@ -244,13 +303,9 @@ def load_run(path: str | Path) -> Run:
         settings = json.loads(settings_file.read_text())
     except FileNotFoundError:
         raise RunError(f"{folder.name} is not a run: run.json is missing.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, RecursionError) as exc:
         raise RunError(f"Run {folder.name}: run.json is corrupt ({str(exc)[:80]}).") from exc
-    required = ("arch", "dataset", "channels", "size", "classes", "mean", "std")
-    if not isinstance(settings, dict) or any(key not in settings for key in required):
-        raise RunError(f"Run {folder.name}: run.json lacks {', '.join(k for k in required if k not in settings)}.")
-    if settings["arch"] not in ARCHITECTURES:
-        raise RunError(f"Run {folder.name}: unknown architecture {settings['arch']!r}.")
+    settings = _check_settings(settings, folder.name)
     snapshots = []
     for meta_file in sorted((folder / "snapshots").glob("[0-9][0-9][0-9][0-9].json")):
         try:
@@ -264,7 +319,7 @@ def load_run(path: str | Path) -> Run:
                     meta_file.with_suffix(".pt"),
                 )
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, OSError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, OSError, RecursionError) as exc:
             raise RunError(f"Run {folder.name}: {meta_file.name} is corrupt ({str(exc)[:80]}).") from exc
     if not snapshots:
         raise RunError(f"Run {folder.name} has no snapshots.")
@@ -274,10 +329,11 @@ def load_run(path: str | Path) -> Run:
     return Run(folder, settings, tuple(sorted(snapshots, key=lambda s: s.index)))
 
 
-def list_runs(root: str | Path = RUNS_DIR) -> tuple[list[Run], dict[str, str]]:
-    """Every readable run under ``root`` (newest first), and the problems of unreadable ones."""
+def list_runs(root: str | Path | None = None) -> tuple[list[Run], dict[str, str]]:
+    """Every readable run under ``root`` (default :func:`runs_dir`), newest first, and for each
+    damaged one the reason: one bad folder never hides the others."""
     runs, problems = [], {}
-    root = Path(root)
+    root = Path(root) if root is not None else runs_dir()
     if not root.is_dir():
         return [], {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -299,12 +355,130 @@ def delete_run(path: str | Path) -> None:
 
 def check_run_name(name: str) -> str:
     """Run names are folder names: letters, digits, ``_ . -``, at most 64 characters."""
-    if not _NAME.match(name or ""):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ParameterError(
-            f"Run name {name!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
+            f"Run name {str(name)[:80]!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit."
         )
     return name
+
+
+# ------------------------------------------------------------------ disk budget
+@dataclass(frozen=True)
+class RunEstimate:
+    """What a run will write, known before it starts.
+
+    Attributes:
+        snapshots: how many snapshots it keeps.
+        bytes: about how many bytes it writes in all.
+        snapshot_bytes: bytes of one snapshot's weights.
+    """
+
+    snapshots: int
+    bytes: int
+    snapshot_bytes: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.snapshots} snapshots, about {self.bytes / 2**20:,.0f} MB"
+
+
+def estimate_run(
+    arch: str,
+    *,
+    channels: int,
+    size: int,
+    classes: int,
+    train_size: int,
+    epochs: int,
+    batch_size: int,
+    snapshot_every: int = 0,
+) -> RunEstimate:
+    """How many snapshots and bytes a run with these settings writes (the weights' sizes come from
+    the architecture built on the meta device, so nothing is allocated)."""
+    with torch.device("meta"):
+        model = build_model(arch, channels, size, classes)
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 4096  # + pickle framing
+    steps_per_epoch = -(-int(train_size) // max(1, int(batch_size)))
+    total = steps_per_epoch * int(epochs)
+    every = int(snapshot_every)
+    extra = 0 if every <= 0 else total // every - total // math.lcm(every, steps_per_epoch)
+    snapshots = 1 + int(epochs) + extra
+    samples = TEST_SAMPLES * channels * size * size * 4
+    return RunEstimate(snapshots, snapshots * (weights + 512) + samples + 4096, weights)
+
+
+def estimate_for(dataset: str, arch: str, *, epochs: int, batch_size: int, snapshot_every: int = 0) -> RunEstimate:
+    """:func:`estimate_run` for one of the lab's datasets, without loading it."""
+    from .datasets import DATASET_SHAPES
+
+    if dataset not in DATASET_SHAPES:
+        raise ParameterError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASET_SHAPES)}.")
+    train_size, channels, size, classes = DATASET_SHAPES[dataset]
+    return estimate_run(
+        arch,
+        channels=channels,
+        size=size,
+        classes=classes,
+        train_size=train_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        snapshot_every=snapshot_every,
+    )
+
+
+def folder_bytes(root: str | Path) -> int:
+    """Bytes of every file under ``root`` (0 when it does not exist)."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for file in files:
+            try:
+                total += os.stat(os.path.join(folder, file)).st_size
+            except OSError:
+                continue  # removed meanwhile
+    return total
+
+
+def check_budget(estimate: RunEstimate, root: str | Path | None = None) -> None:
+    """Refuse a run that would pass :data:`MAX_SNAPSHOTS`, :data:`MAX_RUN_BYTES` or, with what the
+    runs folder holds already, :data:`MAX_RUNS_BYTES`; the message says what to change."""
+    if estimate.snapshots > MAX_SNAPSHOTS:
+        raise ParameterError(
+            f"This run would keep {estimate.snapshots} snapshots; the limit (MAX_SNAPSHOTS) is {MAX_SNAPSHOTS}. "
+            "Take extra snapshots less often (a larger 'every N steps', or 0 for one per epoch) or train fewer epochs."
+        )
+    if estimate.bytes > MAX_RUN_BYTES:
+        raise ParameterError(
+            f"This run would write about {estimate.bytes / 2**20:,.0f} MB; the limit per run (MAX_RUN_BYTES) is "
+            f"{MAX_RUN_BYTES / 2**20:,.0f} MB. Take fewer snapshots (fewer epochs, or extra snapshots less often)."
+        )
+    used = folder_bytes(root if root is not None else runs_dir())
+    if used + estimate.bytes > MAX_RUNS_BYTES:
+        raise ParameterError(
+            f"The runs folder holds {used / 2**20:,.0f} MB and this run would add about "
+            f"{estimate.bytes / 2**20:,.0f} MB, past the limit for all runs (MAX_RUNS_BYTES, "
+            f"{MAX_RUNS_BYTES / 2**30:g} GB). Delete old runs or take fewer snapshots."
+        )
+
+
+def _claim_folder(folder: Path) -> None:
+    """Create the run folder for this run alone: two trainings with one name never share it.
+
+    The claim is the exclusive creation of ``run.json`` (``O_EXCL`` is atomic); a folder that
+    exists already may be used only while it is empty.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"{folder} exists and is not a folder; choose another run name.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if any(path.name != "run.json" for path in folder.iterdir()):
+            raise FileExistsError
+        os.close(os.open(folder / "run.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise ParameterError(f"{folder} already exists; choose another run name.") from None
+    except OSError as exc:
+        raise ParameterError(f"Cannot create the run folder {folder}: {exc.strerror or exc}.") from exc
+    (folder / "snapshots").mkdir()
 
 
 # --------------------------------------------------------------------- training
@@ -357,7 +531,8 @@ def train(
         arch: one of :data:`ARCHITECTURES`.
         epochs: passes over the training set (1..:data:`MAX_EPOCHS`).
         seed: seeds the split (bundled datasets), initialisation, dropout and batch order.
-        out: run folder; default ``runs/<dataset>-<arch>-seed<seed>-<time>``. Must not exist.
+        out: run folder, or a run name for a folder in :func:`runs_dir`; default
+            ``<dataset>-<arch>-seed<seed>-<time>`` there. Must not exist (or be empty).
         batch_size: minibatch size.
         lr: Adam learning rate.
         snapshot_every: also snapshot every N optimiser steps (0: only per epoch).
@@ -369,6 +544,10 @@ def train(
 
     Returns:
         The :class:`Run` (also readable later with :func:`load_run`).
+
+    Raises:
+        ParameterError: a setting out of range, a name in use, or a run past the disk caps
+            (:func:`check_budget`), before anything is written.
     """
     if not 1 <= int(epochs) <= MAX_EPOCHS:
         raise ParameterError(f"epochs must be between 1 and {MAX_EPOCHS}, got {epochs}.")
@@ -382,13 +561,22 @@ def train(
         raise ParameterError(f"Unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
     resolved = resolve_device(device)
     data = data if data is not None else load_dataset(dataset, seed)
-    folder = (
-        Path(out) if out is not None else RUNS_DIR / f"{data.name}-{arch}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    folder = run_path(out if out is not None else f"{data.name}-{arch}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     check_run_name(folder.name)
-    if folder.exists() and any(folder.iterdir()):
-        raise ParameterError(f"{folder} already exists; choose another run name.")
-    (folder / "snapshots").mkdir(parents=True, exist_ok=True)
+    check_budget(
+        estimate_run(
+            arch,
+            channels=data.channels,
+            size=data.size,
+            classes=len(data.classes),
+            train_size=len(data.train_y),
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            snapshot_every=int(snapshot_every),
+        ),
+        folder.parent,
+    )
+    _claim_folder(folder)
 
     mean, std = data.normalization()
     settings: dict[str, Any] = {

@@ -154,8 +154,15 @@ def load_state_dict(weights: WeightsEnum) -> dict[str, Any]:
         )
         return torch.load(target, map_location="cpu", weights_only=True)
     except Exception as exc:
+        offline = isinstance(exc, OSError) or "urlopen" in str(exc) or "resolve" in str(exc).lower()
+        reason = (
+            "they are not on this machine and there is no network to download them"
+            if offline
+            else f"the download failed ({type(exc).__name__})"
+        )
+        model = weights.__class__.__name__.removesuffix("_Weights").lower()
         raise ModelError(
-            f"The weights {weights} could not be downloaded ({type(exc).__name__}: {str(exc)[:100]}). "
-            "Offline, use the default model 'mobilenet_v2' (IMAGENET1K_V1), which ships with the app; "
-            f"or download these weights once with network access into {hub_checkpoint_dir()}."
+            f"{model} cannot be used here: {reason}. Models marked offline work without a network; the "
+            f"default, mobilenet_v2, always does. To use {model}, run `python -m vis_core predict --model {model}` "
+            f"once with network access (torchvision saves its weights in {hub_checkpoint_dir()})."
         ) from exc

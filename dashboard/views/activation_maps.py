@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import cache, figures, sidebar
+from dashboard import cache, escape, figures, sidebar
 
 selection = sidebar.current()
 handle, entry = selection.handle, selection.image
@@ -83,7 +83,7 @@ def compute(name: str) -> vis_core.Attribution | None:
             return result
         return cache.attribution(handle.key, entry.key, name, target, layer, handle, entry.image)
     except vis_core.VisCoreError as exc:
-        st.warning(f"{METHODS[name].label}: {exc}")
+        st.warning(f"{METHODS[name].label}: {escape.markdown(exc)}")
         return None
 
 
@@ -101,7 +101,7 @@ if result is not None:
         figures.attribution_overlay(
             view,
             values,
-            title=f"{METHODS[method].label} for '{result.target_label}'{where}",
+            title=f"{METHODS[method].label} for '{escape.plotly(result.target_label)}'{where}",
             opacity=opacity,
             colorscale=colorscale,
             signed=signed,

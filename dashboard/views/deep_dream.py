@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 import vis_core
-from dashboard import live, sidebar
+from dashboard import escape, live, sidebar
 from vis_core.dream import MAX_OCTAVES, deep_dream
 
 selection = sidebar.current()
@@ -77,7 +77,7 @@ if st.button("Dream", type="primary", key="dd_go"):
         )
         st.session_state["dd_result"] = (settings, result)
     except vis_core.VisCoreError as exc:
-        st.error(str(exc))
+        st.error(escape.markdown(exc))
 
 stored = st.session_state.get("dd_result")
 if stored is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import live, sidebar
+from dashboard import escape, live, sidebar
 from vis_core.featurevis import feature_visualization
 from vis_core.optim import MAX_SIZE
 
@@ -75,7 +75,7 @@ if st.button("Render", type="primary", key="fv_go"):
         )
         st.session_state["fv_result"] = (mode, handle.key, result)
     except vis_core.VisCoreError as exc:
-        st.error(str(exc))
+        st.error(escape.markdown(exc))
 
 stored = st.session_state.get("fv_result")
 if stored is None:
@@ -89,7 +89,8 @@ single_width = min(2 * result.images[0].shape[1], 512)
 for index, image in enumerate(result.images):
     with columns[index % len(columns)]:
         if shown_mode == "a class":
-            caption = f"class '{handle.labels[result.channels[index]]}'" if model_key == handle.key else "a class"
+            label = escape.markdown(handle.labels[result.channels[index]])
+            caption = f"class '{label}'" if model_key == handle.key else "a class"
         else:
             caption = f"{result.layer} filter {result.channels[index]}"
         st.image(image, caption=caption, width=single_width if len(columns) == 1 else "stretch", clamp=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, figures, sidebar
+from dashboard import cache, escape, figures, sidebar
 
 selection = sidebar.current()
 handle, entry = selection.handle, selection.image
@@ -25,15 +25,24 @@ prediction = cache.prediction(handle.key, entry.key, handle, entry.image)
 left, right = st.columns([1, 1.4])
 with left:
     st.subheader("What the model sees")
-    st.image(view, caption=f"{entry.label}, resized and cropped to {view.shape[1]}×{view.shape[0]}", width="stretch")
+    st.image(
+        view,
+        caption=f"{escape.markdown(entry.label)}, resized and cropped to {view.shape[1]}×{view.shape[0]}",
+        width="stretch",
+    )
 with right:
     st.subheader("What it thinks it is")
     st.plotly_chart(figures.prediction_bars(prediction), width="stretch", key="overview_predictions")
-    best = prediction.labels[0]
-    st.caption(
-        f"The model is {prediction.probabilities[0]:.0%} sure this is **{best}**. Bars show the five "
-        "most likely classes; probabilities over all classes add up to 100%."
-    )
+    if prediction.is_finite:
+        st.caption(
+            f"The model is {prediction.probabilities[0]:.0%} sure this is **{escape.markdown(prediction.labels[0])}**. "
+            "Bars show the five most likely classes; probabilities over all classes add up to 100%."
+        )
+    else:
+        st.warning(
+            "The model's outputs for this image are not numbers (NaN or infinite), so it names no class: "
+            "its weights hold NaN or infinite values, or overflow. Check how the weights were trained and saved."
+        )
 
 total_params = sum(p.numel() for p in handle.model.parameters())
 columns = st.columns(5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import live, sidebar
+from dashboard import escape, live, sidebar
 from vis_core.inversion import reconstruct
 
 selection = sidebar.current()
@@ -50,7 +50,7 @@ if one or many:
             )
         st.session_state["rc_results"] = results
     except vis_core.VisCoreError as exc:
-        st.error(str(exc))
+        st.error(escape.markdown(exc))
 
 results = st.session_state.get("rc_results")
 if not results:

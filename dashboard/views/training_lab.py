@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 import vis_core
-from dashboard import cache, figures, jobs, sidebar
+from dashboard import cache, escape, figures, jobs, sidebar
 from vis_core import training as lab
 from vis_core.datasets import DATASETS, OFFLINE_DATASETS
 
@@ -28,9 +30,7 @@ DATASET_HELP = {
 
 
 # ------------------------------------------------------------------ train
-def _start(settings: dict) -> None:
-    out = cache.runs_dir() / settings.pop("name")
-
+def _start(name: str, settings: dict) -> None:
     def work(job: jobs.Job) -> lab.Run:
         def on_step(step: int, total: int, progress: lab.Progress) -> None:
             job.report(
@@ -39,9 +39,9 @@ def _start(settings: dict) -> None:
                 progress.history,
             )
 
-        return lab.train(out=out, on_step=on_step, should_stop=job.should_stop, **settings)
+        return lab.train(out=lab.runs_dir() / name, on_step=on_step, should_stop=job.should_stop, **settings)
 
-    job = jobs.Job(out.name, work)
+    job = jobs.Job(name, work)
     try:
         job.start()
     except jobs.Busy as exc:
@@ -50,62 +50,64 @@ def _start(settings: dict) -> None:
     st.session_state["lab_job"] = job
 
 
+@st.fragment
+def train_controls(busy: bool) -> None:
+    """The settings, what the run will write, and Train. A fragment: moving a slider updates the
+    estimate without redrawing the runs below."""
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.selectbox("Dataset", DATASETS, key="lab_dataset", format_func=lambda d: f"{d}: {DATASET_HELP[d]}")
+    arch = c2.selectbox(
+        "Architecture",
+        list(lab.ARCHITECTURES),
+        key="lab_arch",
+        format_func={
+            "notebook": "notebook (conv 5×5×32, pool, conv 5×5×64, pool, dense 1024)",
+            "tinyvgg": "tiny VGG (4 conv 3×3 + batch norm, global pooling)",
+        }.get,
+    )
+    epochs = c3.slider("Epochs", 1, 20, 5, key="lab_epochs")
+    c4, c5, c6, c7 = st.columns(4)
+    batch_size = c4.select_slider("Batch size", [16, 32, 64, 128, 256], 64, key="lab_batch")
+    lr = c5.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], 1e-3, key="lab_lr")
+    seed = int(c6.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed"))
+    every = int(c7.number_input("Extra snapshot every N steps (0: per epoch)", 0, 10_000, 0, key="lab_every"))
+    name = st.text_input("Run name (optional)", key="lab_name", placeholder="e.g. digits-first-try")
+    if dataset not in OFFLINE_DATASETS:
+        st.caption(f"{dataset} is downloaded by torchvision into {vis_core.datasets.data_root()} on first use.")
+    settings = dict(dataset=dataset, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr)
+    try:
+        estimate = lab.estimate_for(dataset, arch, epochs=epochs, batch_size=batch_size, snapshot_every=every)
+        lab.check_budget(estimate)
+    except vis_core.VisCoreError as exc:
+        st.error(escape.markdown(exc))
+        return
+    st.caption(
+        f"This run will keep {estimate.text} on disk (limits: {lab.MAX_SNAPSHOTS} snapshots and "
+        f"{lab.MAX_RUN_BYTES / 2**30:g} GB per run, {lab.MAX_RUNS_BYTES / 2**30:g} GB for all runs)."
+    )
+    if st.button("Train", type="primary", disabled=busy, key="lab_train"):
+        run_name = name.strip() or f"{dataset}-{arch}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            lab.check_run_name(run_name)  # the engine checks again, and claims the folder, when it starts
+            if (lab.runs_dir() / run_name).exists():
+                raise vis_core.ParameterError(f"A run named {run_name} exists already; choose another name.")
+        except vis_core.VisCoreError as exc:
+            st.error(escape.markdown(exc))
+            return
+        _start(run_name, dict(settings, snapshot_every=every))
+        st.rerun(scope="app")
+
+
 job: jobs.Job | None = st.session_state.get("lab_job")
 busy = job is not None and job.running
 
 with st.expander("Train a new network", expanded=job is None):
-    with st.form("lab_form", border=False):
-        c1, c2, c3 = st.columns(3)
-        dataset = c1.selectbox("Dataset", DATASETS, key="lab_dataset", format_func=lambda d: f"{d}: {DATASET_HELP[d]}")
-        arch = c2.selectbox(
-            "Architecture",
-            list(lab.ARCHITECTURES),
-            key="lab_arch",
-            format_func={
-                "notebook": "notebook (conv 5×5×32, pool, conv 5×5×64, pool, dense 1024)",
-                "tinyvgg": "tiny VGG (4 conv 3×3 + batch norm, global pooling)",
-            }.get,
-        )
-        epochs = c3.slider("Epochs", 1, 20, 5, key="lab_epochs")
-        c4, c5, c6, c7 = st.columns(4)
-        batch_size = c4.select_slider("Batch size", [16, 32, 64, 128, 256], 64, key="lab_batch")
-        lr = c5.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], 1e-3, key="lab_lr")
-        seed = int(c6.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed"))
-        every = int(c7.number_input("Extra snapshot every N steps (0: per epoch)", 0, 10_000, 0, key="lab_every"))
-        name = st.text_input("Run name (optional)", key="lab_name", placeholder="e.g. digits-first-try")
-        submitted = st.form_submit_button("Train", type="primary", disabled=busy)
-    if dataset not in OFFLINE_DATASETS:
-        st.caption(f"{dataset} is downloaded by torchvision into {vis_core.datasets.data_root()} on first use.")
-
-if submitted and not busy:
-    import time
-
-    run_name = name.strip() or f"{dataset}-{arch}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        lab.check_run_name(run_name)
-        if (cache.runs_dir() / run_name).exists():
-            raise vis_core.ParameterError(f"A run named {run_name} exists already; choose another name.")
-    except vis_core.VisCoreError as exc:
-        st.error(str(exc))
-    else:
-        _start(
-            dict(
-                name=run_name,
-                dataset=dataset,
-                arch=arch,
-                epochs=epochs,
-                seed=seed,
-                batch_size=batch_size,
-                lr=lr,
-                snapshot_every=every,
-            )
-        )
-        job = st.session_state.get("lab_job")
+    train_controls(busy)
 
 if message := st.session_state.pop("lab_flash", None):
-    st.warning(message)
+    st.warning(escape.markdown(message))
 if outcome := st.session_state.pop("lab_outcome", None):
-    (st.success if outcome[0] == "success" else st.error)(outcome[1])
+    (st.success if outcome[0] == "success" else st.error)(escape.markdown(outcome[1]))
 
 
 @st.fragment(run_every=1.0)
@@ -115,7 +117,7 @@ def live_progress() -> None:
         return
     fraction, message, history = current.snapshot()
     if current.running:
-        st.progress(fraction, text=f"Training {current.name}: {message}")
+        st.progress(fraction, text=escape.markdown(f"Training {current.name}: {message}"))
         if st.button("Stop training", key="lab_stop", help="Stops after the current step and keeps what was learned."):
             current.stop()
             st.toast("Stopping… the network trained so far is kept.")
@@ -142,11 +144,14 @@ def live_progress() -> None:
 live_progress()
 
 # ------------------------------------------------------------------- runs
-runs, problems = lab.list_runs(cache.runs_dir())
+runs, problems = lab.list_runs()
 for folder, problem in problems.items():
-    st.warning(f"Run folder {folder} cannot be used: {problem}")
+    if busy and folder == job.name:
+        continue  # the run this session is training: its first snapshot is still being written
+    st.warning(escape.markdown(f"Run folder {folder} is damaged and cannot be used: {problem}"))
 if not runs:
-    st.info("No runs yet. Train one above: five epochs on digits take about ten seconds.")
+    if not busy:
+        st.info("No runs yet. Train one above: five epochs on digits take about ten seconds.")
     st.stop()
 
 st.header("Runs")
@@ -173,10 +178,9 @@ st.plotly_chart(figures.training_curves(lab.training_curves(run)), width="stretc
 
 b1, b2 = st.columns([1, 1])
 if b1.button("Use this network in the sidebar", key="lab_use"):
-    st.session_state["model_choice"] = cache.RUN_PREFIX + run.name
-    st.rerun()
+    sidebar.choose_model(cache.RUN_PREFIX + run.name)
 with b2.popover("Delete this run"):
-    st.write(f"Delete **{run.name}** and all its snapshots? This cannot be undone.")
+    st.write(f"Delete **{escape.markdown(run.name)}** and all its snapshots? This cannot be undone.")
     if st.button("Yes, delete it", type="primary", key="lab_delete"):
         lab.delete_run(run.path)
         sidebar.run_models.clear()
