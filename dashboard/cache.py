@@ -35,8 +35,6 @@ TTL_SECONDS = 3600
 RUN_PREFIX = "run:"
 
 
-
-
 def trusted_model() -> str | None:
     """``package.module:function`` named by the person who started the server
     (``make run MODEL=...``, i.e. ``$VIS_CORE_MODEL``); never a value a viewer sent."""

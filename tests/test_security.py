@@ -82,7 +82,8 @@ def test_a_spoofed_model_widget_imports_nothing(tmp_path, monkeypatch):
     assert "not one of the models offered here" in messages(at)
     assert at.session_state["model_name"] == vis_core.DEFAULT_MODEL  # the viewer keeps the model they had
     other = start()  # the server still serves everyone else
-    assert other.title[0].value == "Overview" and "Egyptian cat" in json.dumps([c.proto.spec for c in other.get("plotly_chart")])
+    specs = json.dumps([chart.proto.spec for chart in other.get("plotly_chart")])
+    assert other.title[0].value == "Overview" and "Egyptian cat" in specs
 
 
 def test_no_name_reaches_an_import(tmp_path, monkeypatch):
@@ -105,9 +106,9 @@ def test_no_name_reaches_an_import(tmp_path, monkeypatch):
 
 
 def test_the_cli_reports_bad_factories_on_one_line(capsys, tmp_path):
-    from vis_core.cli import main
-
     import subprocess
+
+    from vis_core.cli import main
 
     for spec, reason in (("os:system", "TypeError"), ("os:getcwd", "must return")):
         assert main(["predict", "--model", spec]) == 2
@@ -164,6 +165,8 @@ def test_uploaded_files_leave_nothing_on_disk(tmp_path, monkeypatch):
     torch.save(torchvision.models.squeezenet1_1(weights=None, num_classes=2).state_dict(), buffer)
 
     def script(weights_bytes: bytes):
+        import contextlib
+
         import streamlit as st
 
         from dashboard import sidebar
@@ -175,10 +178,8 @@ def test_uploaded_files_leave_nothing_on_disk(tmp_path, monkeypatch):
             def getvalue(self):
                 return self._data
 
-        try:
+        with contextlib.suppress(st.runtime.scriptrunner_utils.exceptions.RerunException):  # st.rerun() on success
             sidebar._load_own("squeezenet1_1", Upload("w.pt", weights_bytes), Upload("n.txt", b"yes\nno"), 64)
-        except st.runtime.scriptrunner_utils.exceptions.RerunException:
-            pass
         st.write(" ".join(sidebar.own_models()))
 
     at = AppTest.from_function(script, args=(buffer.getvalue(),), default_timeout=TIMEOUT).run()
@@ -224,7 +225,8 @@ def test_a_link_value_is_not_markup():
 def test_class_names_are_not_plotly_markup():
     from dashboard import figures
 
-    prediction = vis_core.models.Prediction((0, 1), ('<a href="https://evil.example">cat</a>', "<b>dog</b>"), (0.6, 0.4))
+    names = ('<a href="https://evil.example">cat</a>', "<b>dog</b>")
+    prediction = vis_core.models.Prediction((0, 1), names, (0.6, 0.4))
     bars = figures.prediction_bars(prediction).to_plotly_json()
     assert not any("<a" in label or "<b>" in label for label in bars["data"][0]["y"])
     assert "&lt;a href" in bars["data"][0]["y"][-1]
