@@ -3,13 +3,16 @@
 Same model, image, layer and class for all; timed interleaved in one process:
 
 * ``vis_core``: ``attribute_tensor(handle, x, "gradcam")`` (Captum's LayerGradCam inside our
-  guard, plus upsampling and placing the map on the image);
+  guard, plus upsampling and placing the map on the image), given the class;
+* ``vis_core_top``: the same without a class, the common case: it explains the top prediction,
+  which it finds in the same forward pass;
 * ``captum``: ``LayerGradCam(model, layer).attribute(x, target)`` called directly;
 * ``pytorch_grad_cam``: ``GradCAM(model, [layer])(x, targets)`` (it calls ``.backward()`` on a
   model whose parameters require gradients, so it pays for weight gradients too);
 * ``forward_backward``: a full forward and backward pass to the input, the yardstick.
 
-Targets: vis_core at most 1.1x Captum and at most 0.5x pytorch-grad-cam.
+Targets: vis_core at most 1.1x Captum and at most 0.5x pytorch-grad-cam; vis_core_top at most
+1.1x Captum given the class.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
     def ours() -> None:
         attribute_tensor(handle, x, "gradcam", target=target, layer=LAYER)
 
+    def ours_top() -> None:
+        attribute_tensor(handle, x, "gradcam", layer=LAYER)
+
     def captum() -> None:
         LayerGradCam(captum_model, captum_layer).attribute(
             x.clone().requires_grad_(True), target=target, relu_attributions=True
@@ -64,7 +70,13 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
         torch.autograd.grad(plain(inputs)[0, target], inputs)
 
     timings = interleaved(
-        {"forward_backward": forward_backward, "vis_core": ours, "captum": captum, "pytorch_grad_cam": peer},
+        {
+            "forward_backward": forward_backward,
+            "vis_core": ours,
+            "vis_core_top": ours_top,
+            "captum": captum,
+            "pytorch_grad_cam": peer,
+        },
         device,
         repeats * 2,  # a short operation: more samples for a stable median
     )
@@ -72,6 +84,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
     median = {name: values["median_ms"] for name, values in timings.items()}
     ratios = {
         "vis_core_vs_captum": round(median["vis_core"] / median["captum"], 3),
+        "vis_core_top_vs_captum": round(median["vis_core_top"] / median["captum"], 3),
         "vis_core_vs_pytorch_grad_cam": round(median["vis_core"] / median["pytorch_grad_cam"], 3),
         "vis_core_vs_forward_backward": round(median["vis_core"] / median["forward_backward"], 3),
         "captum_vs_forward_backward": round(median["captum"] / median["forward_backward"], 3),
@@ -85,6 +98,12 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "timings": timings,
         "ratios": ratios,
-        "targets": {"vis_core_vs_captum": "<= 1.1", "vis_core_vs_pytorch_grad_cam": "<= 0.5"},
-        "meets_target": ratios["vis_core_vs_captum"] <= 1.1 and ratios["vis_core_vs_pytorch_grad_cam"] <= 0.5,
+        "targets": {
+            "vis_core_vs_captum": "<= 1.1",
+            "vis_core_top_vs_captum": "<= 1.1",
+            "vis_core_vs_pytorch_grad_cam": "<= 0.5",
+        },
+        "meets_target": ratios["vis_core_vs_captum"] <= 1.1
+        and ratios["vis_core_top_vs_captum"] <= 1.1
+        and ratios["vis_core_vs_pytorch_grad_cam"] <= 0.5,
     }

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from dashboard import local_server
+from tests.support import browser as local_server
 
 TARGET_MS = 200
 

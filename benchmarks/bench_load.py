@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 import vis_core
+from tests.support.workload import mixed_requests
 
 THREADS = 8
 REQUESTS = 200
@@ -51,32 +52,6 @@ def _rss_mb(pid: int | None = None) -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _requests(handle: vis_core.ModelHandle):
-    images = {name: vis_core.sample_image(name) for name in ("chelsea", "coffee", "astronaut", "rocket")}
-
-    def feature_maps(image):
-        return vis_core.feature_maps(handle, image, ["features.4", "features.14"]).activations["features.14"]
-
-    def predict(image):
-        return np.array(vis_core.predict(handle, image).probabilities)
-
-    def gradcam(image):
-        return vis_core.attribute(handle, image, "gradcam", target=285).model_map
-
-    def saliency(image):
-        return vis_core.attribute(handle, image, "saliency", target=504).model_map
-
-    def guided(image):
-        return vis_core.project(handle, image, layer="features.7", channel=3, method="guided").model_map
-
-    def filters(image):
-        return vis_core.filters(handle, "features.0.0").weight
-
-    techniques = {f.__name__: f for f in (feature_maps, predict, gradcam, saliency, guided, filters)}
-    jobs = [(name, image) for name in techniques for image in images]
-    return techniques, images, jobs
 
 
 def _engine_load(techniques, images, jobs, reference, latencies, mismatches, lock) -> float:
@@ -106,7 +81,7 @@ def _viewer(
     then the overview; each chart compared with the engine's numbers."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    from dashboard import local_server
+    from tests.support import browser as local_server
 
     def timed(action: str, start: float) -> None:
         with lock:
@@ -205,16 +180,16 @@ def _browsers_missing() -> str | None:
         import streamlit  # noqa: F401
     except ImportError as exc:
         return f"{exc.name} is not installed"
-    from dashboard import local_server
+    from tests.support import browser as local_server
 
     return None if Path(local_server.CHROMIUM).exists() else "no Chromium"
 
 
 def run(device: torch.device, repeats: int) -> dict[str, Any]:
-    from dashboard import local_server
+    from tests.support import browser as local_server
 
     handle = vis_core.load_model(device=device)
-    techniques, images, jobs = _requests(handle)
+    techniques, images, jobs = mixed_requests(handle)
     reference = {(name, image): techniques[name](images[image]) for name, image in jobs}
     cpu = handle if device.type == "cpu" else vis_core.load_model(device="cpu")
     maps = {name: vis_core.feature_maps(cpu, image, [LAYER]).activations[LAYER] for name, image in images.items()}

@@ -278,3 +278,21 @@ def test_one_channel_32px_model_projection():
     )
     assert result.rgb.shape == (32, 32, 1) or result.rgb.shape == (32, 32, 3) or result.rgb.shape[:2] == (32, 32)
     assert result.box is not None and hook_count(handle.model) == 0
+
+
+@pytest.mark.parametrize("method", [name for name, spec in vis_core.METHODS.items() if spec.finds_top])
+def test_the_top_class_is_found_in_the_same_forward_pass(handle, cat, method):
+    """Explaining the top prediction (no target) costs no extra forward pass, and explains it."""
+    top = vis_core.predict(handle, cat).indices[0]
+    calls = []
+    hook = handle.model.register_forward_hook(lambda module, inputs, output: calls.append(output.shape[0]))
+    try:
+        untargeted = vis_core.attribute(handle, cat, method)
+        forwards = len(calls)
+        calls.clear()
+        targeted = vis_core.attribute(handle, cat, method, target=top)
+    finally:
+        hook.remove()
+    assert untargeted.target == targeted.target == 285  # Egyptian cat
+    assert forwards == len(calls)  # no forward pass beyond what the targeted call makes
+    np.testing.assert_allclose(untargeted.map, targeted.map, rtol=1e-5, atol=1e-6)

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 import vis_core
-from benchmarks.bench_load import _requests
+from tests.support.workload import mixed_requests
 
 
 def test_mixed_techniques_from_many_threads_match_single_thread(handle):
-    techniques, images, jobs = _requests(handle)
+    techniques, images, jobs = mixed_requests(handle)
     reference = {(name, image): techniques[name](images[image]) for name, image in jobs}
 
     def one(index: int):

@@ -83,7 +83,13 @@ class Attribution:
 
 @dataclass(frozen=True)
 class Method:
-    """A registered attribution method and what it needs."""
+    """A registered attribution method and what it needs.
+
+    ``run(handle, inputs, target, layer=..., ...)`` returns ``(raw map, the class it explained)``.
+    A method with ``finds_top`` accepts ``target=None`` and finds the top class in the same
+    forward pass that it explains (explaining the top prediction is the common case; a
+    separate forward pass just to find it cost as much as the map itself for Grad-CAM).
+    """
 
     name: str
     label: str
@@ -91,18 +97,37 @@ class Method:
     signed: bool
     library: str
     summary: str
-    run: Callable[..., tuple[np.ndarray, np.ndarray | None, str | None]] = field(repr=False)
+    run: Callable[..., tuple[np.ndarray, int]] = field(repr=False)
+    finds_top: bool = False
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, label: str, *, uses_layer: bool, signed: bool = False, library: str, summary: str):
+def register(
+    name: str, label: str, *, uses_layer: bool, signed: bool = False, library: str, summary: str, finds_top: bool = False
+):
     def decorate(function):
-        METHODS[name] = Method(name, label, uses_layer, signed, library, summary, function)
+        METHODS[name] = Method(name, label, uses_layer, signed, library, summary, function, finds_top)
         return function
 
     return decorate
+
+
+class _ClassScore:
+    """``forward(x)``: the model's score for ``target`` as an ``(N, 1)`` column, where a ``None``
+    target becomes the top class of the first forward pass through it. Given to Captum instead of
+    the model, it explains the top class with the one pass that finds it; for a given class the
+    graph, and so every gradient, is the same as Captum's own ``target=``."""
+
+    def __init__(self, model: nn.Module, target: int | None) -> None:
+        self.model, self.target = model, target
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        if self.target is None:
+            self.target = int(logits[0].detach().argmax())
+        return logits[:, self.target : self.target + 1]
 
 
 # ------------------------------------------------------------------- helpers
@@ -159,16 +184,18 @@ def _upsample_and_scale(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _activation_and_gradient(
-    handle: ModelHandle, inputs: torch.Tensor, layer: str, target: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``A`` (the layer's output), ``dy_c/dA`` and the logits, in one forward/backward."""
+    handle: ModelHandle, inputs: torch.Tensor, layer: str, target: int | None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``A`` (the layer's output), ``dy_c/dA`` and the class ``c`` (the top one for None), in one
+    forward/backward."""
     x = inputs.clone().requires_grad_(True)
     with handle.guard() as model, torch.enable_grad():
         with capture(model, [layer], clone=False, detach=False, modules=handle.modules) as record:
             logits = model(x)
+        target = int(logits[0].detach().argmax()) if target is None else target
         activation = record.outputs[layer]
         (gradient,) = torch.autograd.grad(logits[:, target].sum(), activation)
-    return activation.detach(), gradient.detach(), logits.detach()
+    return activation.detach(), gradient.detach(), target
 
 
 def _pixels(attribution: torch.Tensor, signed: bool) -> np.ndarray:
@@ -183,17 +210,17 @@ def _pixels(attribution: torch.Tensor, signed: bool) -> np.ndarray:
     "gradcam",
     "Grad-CAM",
     uses_layer=True,
+    finds_top=True,
     library="captum (LayerGradCam)",
     summary="The layer's feature maps weighted by the average gradient of the class score.",
 )
-def _gradcam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **_) -> tuple:
+def _gradcam(handle: ModelHandle, inputs: torch.Tensor, target: int | None, layer: str, **_) -> tuple:
     from captum.attr import LayerGradCam
 
     with handle.guard() as model:
-        cam = LayerGradCam(model, handle.modules[layer]).attribute(
-            _needs_grad(inputs), target=target, relu_attributions=True
-        )
-    return cam.detach()[0, 0].cpu().numpy(), None
+        score = _ClassScore(model, target)
+        cam = LayerGradCam(score, handle.modules[layer]).attribute(_needs_grad(inputs), relu_attributions=True)
+    return cam.detach()[0, 0].cpu().numpy(), score.target
 
 
 @register(
@@ -202,8 +229,9 @@ def _gradcam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str,
     uses_layer=True,
     library="vis_core",
     summary="Class activation map: the last layer's feature maps weighted by the classifier's weights.",
+    finds_top=True,
 )
-def _cam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **_) -> tuple:
+def _cam(handle: ModelHandle, inputs: torch.Tensor, target: int | None, layer: str, **_) -> tuple:
     linear = [m for m in handle.modules.values() if isinstance(m, nn.Linear)]
     with handle.guard() as model, torch.no_grad(), capture(model, [layer], modules=handle.modules) as record:
         logits = run_forward(model, inputs)
@@ -221,8 +249,9 @@ def _cam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **_
     predicted = head(pooled[None])[0]
     if not torch.allclose(predicted, logits[0], rtol=1e-3, atol=1e-3 * float(logits.abs().max())):
         raise ParameterError(reason)
+    target = int(logits[0].argmax()) if target is None else target
     cam = torch.einsum("k,khw->hw", head.weight[target], activation).numpy()
-    return cam, None
+    return cam, target
 
 
 @register(
@@ -231,15 +260,16 @@ def _cam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **_
     uses_layer=True,
     library="vis_core",
     summary="Grad-CAM with pixel-wise weights, better for several instances of a class.",
+    finds_top=True,
 )
-def _gradcam_pp(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **_) -> tuple:
-    activation, gradient, _ = _activation_and_gradient(handle, inputs, layer, target)
+def _gradcam_pp(handle: ModelHandle, inputs: torch.Tensor, target: int | None, layer: str, **_) -> tuple:
+    activation, gradient, target = _activation_and_gradient(handle, inputs, layer, target)
     a, g = activation.double(), gradient.double()
     g2, g3 = g**2, g**3
     sum_a = a.sum(dim=(2, 3), keepdim=True)
     alpha = torch.where(g != 0, g2 / (2 * g2 + sum_a * g3 + 1e-6), torch.zeros_like(g))
     weights = (alpha * g.clamp(min=0)).sum(dim=(2, 3), keepdim=True)
-    return (weights * a).sum(dim=1)[0].float().numpy(), None
+    return (weights * a).sum(dim=1)[0].float().numpy(), target
 
 
 @register(
@@ -248,10 +278,11 @@ def _gradcam_pp(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: s
     uses_layer=True,
     library="vis_core",
     summary="Each position's feature maps weighted by their own positive gradients: finer detail.",
+    finds_top=True,
 )
-def _layercam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **_) -> tuple:
-    activation, gradient, _ = _activation_and_gradient(handle, inputs, layer, target)
-    return (gradient.clamp(min=0) * activation).sum(dim=1)[0].numpy(), None
+def _layercam(handle: ModelHandle, inputs: torch.Tensor, target: int | None, layer: str, **_) -> tuple:
+    activation, gradient, target = _activation_and_gradient(handle, inputs, layer, target)
+    return (gradient.clamp(min=0) * activation).sum(dim=1)[0].numpy(), target
 
 
 @register(
@@ -290,7 +321,7 @@ def _scorecam(
                 progress(min(total, start + SCORECAM_BATCH), total)
         weights = torch.softmax(torch.cat(scores), dim=0)
         cam = (weights[:, None, None] * activation[0]).sum(dim=0)
-    return cam.numpy(), None
+    return cam.numpy(), target
 
 
 # -------------------------------------------------------------------- pixel methods
@@ -300,13 +331,15 @@ def _scorecam(
     uses_layer=False,
     library="captum (Saliency)",
     summary="How much each pixel's change would change the class score (absolute gradient).",
+    finds_top=True,
 )
-def _saliency(handle: ModelHandle, inputs: torch.Tensor, target: int, **_) -> tuple:
+def _saliency(handle: ModelHandle, inputs: torch.Tensor, target: int | None, **_) -> tuple:
     from captum.attr import Saliency
 
     with handle.guard() as model:
-        result = Saliency(model).attribute(_needs_grad(inputs), target=target, abs=True)
-    return _pixels(result, signed=False), None
+        score = _ClassScore(model, target)
+        result = Saliency(score).attribute(_needs_grad(inputs), abs=True)
+    return _pixels(result, signed=False), score.target
 
 
 @register(
@@ -333,7 +366,7 @@ def _smoothgrad(
             stdevs=sigma,
             abs=True,
         )
-    return _pixels(result, signed=False), None
+    return _pixels(result, signed=False), target
 
 
 @register(
@@ -353,7 +386,7 @@ def _integrated_gradients(handle: ModelHandle, inputs: torch.Tensor, target: int
         result = IntegratedGradients(model).attribute(
             _needs_grad(inputs), baselines=baseline, target=target, n_steps=steps, internal_batch_size=min(steps, 32)
         )
-    return _pixels(result, signed=True), None
+    return _pixels(result, signed=True), target
 
 
 @register(
@@ -380,16 +413,17 @@ def _occlusion(handle: ModelHandle, inputs: torch.Tensor, target: int, *, window
             baselines=0.0,
             perturbations_per_eval=32,
         )
-    return _pixels(result, signed=True), None
+    return _pixels(result, signed=True), target
 
 
-def _guided_gradient(handle: ModelHandle, inputs: torch.Tensor, target: int) -> np.ndarray:
+def _guided_gradient(handle: ModelHandle, inputs: torch.Tensor, target: int | None) -> tuple[np.ndarray, int]:
     from .projection import backward_rule
 
     x = inputs.clone().requires_grad_(True)
     with handle.guard() as model, torch.enable_grad(), backward_rule(model, "guided"):
-        (gradient,) = torch.autograd.grad(model(x)[:, target].sum(), x)
-    return np.abs(gradient.detach()[0].cpu().numpy()).max(axis=0)
+        score = _ClassScore(model, target)
+        (gradient,) = torch.autograd.grad(score(x).sum(), x)
+    return np.abs(gradient.detach()[0].cpu().numpy()).max(axis=0), score.target
 
 
 @register(
@@ -398,9 +432,10 @@ def _guided_gradient(handle: ModelHandle, inputs: torch.Tensor, target: int) -> 
     uses_layer=False,
     library="vis_core",
     summary="Gradients with negative signals stopped at every ReLU: crisp edges, but see the sanity check.",
+    finds_top=True,
 )
-def _guided_backprop(handle: ModelHandle, inputs: torch.Tensor, target: int, **_) -> tuple:
-    return _guided_gradient(handle, inputs, target), None
+def _guided_backprop(handle: ModelHandle, inputs: torch.Tensor, target: int | None, **_) -> tuple:
+    return _guided_gradient(handle, inputs, target)
 
 
 @register(
@@ -409,11 +444,13 @@ def _guided_backprop(handle: ModelHandle, inputs: torch.Tensor, target: int, **_
     uses_layer=True,
     library="vis_core + captum",
     summary="Guided backpropagation (fine edges) masked by Grad-CAM (where the class is).",
+    finds_top=True,
 )
-def _guided_gradcam(handle: ModelHandle, inputs: torch.Tensor, target: int, layer: str, **kw) -> tuple:
-    cam, _ = _gradcam(handle, inputs, target, layer)
+def _guided_gradcam(handle: ModelHandle, inputs: torch.Tensor, target: int | None, layer: str, **kw) -> tuple:
+    cam, target = _gradcam(handle, inputs, target, layer)
     upsampled = _upsample(np.maximum(cam, 0), tuple(inputs.shape[-2:]))
-    return _guided_gradient(handle, inputs, target) * upsampled, None
+    guided, _ = _guided_gradient(handle, inputs, target)
+    return guided * upsampled, target
 
 
 def _needs_grad(inputs: torch.Tensor) -> torch.Tensor:
@@ -487,9 +524,10 @@ def attribute_tensor(
     spec = METHODS[method]
     start = time.perf_counter()
     inputs = inputs.to(handle.device)
-    target_index = resolve_target(handle, target, inputs)
+    # The top class is found in the method's own forward pass where it can be (Method.finds_top).
+    target_index = None if target is None and spec.finds_top else resolve_target(handle, target, inputs)
     used_layer = default_layer(handle, layer) if spec.uses_layer else None
-    raw, _ = spec.run(
+    raw, target_index = spec.run(
         handle, inputs, target_index, layer=used_layer, progress=progress, should_stop=should_stop, **options
     )
     raw = np.asarray(raw, dtype=np.float32)

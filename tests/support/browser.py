@@ -1,9 +1,15 @@
 """Start the dashboard on a free loopback port, and Debian's Chromium to look at it.
 
-Used by the browser tests and the browser and load benchmarks (one place for all). The server
-binds 127.0.0.1 only; the browser runs headless with the flags this closed network needs. A
-few helpers act as a viewer would (pick a sample photo, wait for the app) and read back what a
-chart shows, so tests can compare it with the engine's own numbers.
+Test and benchmark code (the browser tests and the browser and load benchmarks share it), not
+part of the shipped product. The server binds 127.0.0.1 only; the browser runs headless with
+the flags this closed network needs. A few helpers act as a viewer would (pick a sample photo,
+move a slider) and read back what a chart shows, so tests can compare it with the engine's own
+numbers.
+
+Waiting: never a fixed sleep. :func:`settle` waits on the app's own state (Streamlit marks its
+root element with ``data-test-script-state``; ``notRunning`` once a script run has finished);
+since a rerun may not have started yet when an action returns, every check after an action
+polls for the state it expects (Playwright's ``expect``, or :func:`wait_until`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+#: The app's root element once no script run is going on.
+APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -99,11 +108,35 @@ def chromium() -> Iterator[object]:
 
 
 def settle(page, timeout: float = 90_000) -> None:
-    """Wait until the app has finished running (the status widget disappears)."""
-    page.wait_for_selector("h1", timeout=timeout)
-    for _ in range(2):  # the status widget shows up only after a run has gone on for a moment
-        page.wait_for_timeout(700)
-        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    """Wait until the app has no script run going on (Streamlit's own ``notRunning`` state).
+
+    A rerun asked for a moment ago may not have started yet: after an action, check for the
+    state you expect with ``expect`` or :func:`wait_until`, which poll.
+    """
+    page.locator(APP_IDLE).wait_for(timeout=timeout)
+
+
+def wait_until(condition, timeout: float = 90.0, message: str = "condition"):
+    """Poll ``condition()`` until it returns something truthy (returned); fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
+        time.sleep(0.1)
+
+
+def set_slider(page, label: str, presses: int = 0) -> None:
+    """Move the sidebar slider ``label`` to its start and ``presses`` steps right, as a keyboard
+    user would. The browser sends every widget's value with each rerun it asks for, so a click
+    that follows acts on these values even while the slider's own rerun is still going."""
+    slider = page.locator('[data-testid="stSidebar"]').get_by_role("slider", name=label)
+    slider.focus()
+    page.keyboard.press("Home")
+    for _ in range(presses):
+        page.keyboard.press("ArrowRight")
 
 
 def choose_sample(page, name: str, *, wait: bool = True, timeout: float = 90_000) -> None:
@@ -121,6 +154,11 @@ def in_use(page, name: str):
     """The sidebar's caption for the image in use, once it is ``name`` (a sample's short name
     matches its display name too, e.g. ``chelsea`` for ``chelsea (cat)``)."""
     return page.get_by_text(re.compile(rf"^In use: {re.escape(name)}( \(.*\))?$"))
+
+
+def alert(page, text: str):
+    """The message box (error, warning, info, success) that says ``text``."""
+    return page.locator('[data-testid="stAlert"]').filter(has_text=text)
 
 
 def open_page(page, title: str) -> None:
