@@ -79,6 +79,18 @@ if st.button("Dream", type="primary", key="dd_go"):
     except vis_core.VisCoreError as exc:
         st.error(escape.markdown(exc))
 
+if stopped := live.partial("dd"):
+    st.image(
+        stopped.image,
+        caption=f"Stopped after step {stopped.step} of {stopped.total}: the dream so far (at the size of the octave "
+        "it had reached). Press Dream to start again.",
+        width="stretch",
+        clamp=True,
+    )
+    st.download_button(
+        "Download the dream so far (PNG)", live.png_bytes(stopped.image), "deep-dream-partial.png", "image/png"
+    )
+    st.stop()
 stored = st.session_state.get("dd_result")
 if stored is None:
     st.caption("Choose the settings on the left and press Dream. Four octaves of ten steps take a few seconds.")

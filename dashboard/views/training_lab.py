@@ -156,8 +156,9 @@ if not runs:
 
 st.header("Runs")
 names = [run.name for run in runs]
-if st.session_state.get("lab_run") not in names:
-    st.session_state["lab_run"] = names[0]
+if st.session_state.get("lab_run") not in names:  # the run in use in the sidebar, else the newest
+    in_use = selection.handle.name.removeprefix(cache.RUN_PREFIX)
+    st.session_state["lab_run"] = in_use if in_use in names else names[0]
 chosen = st.selectbox("Run", names, key="lab_run")
 run = next(r for r in runs if r.name == chosen)
 settings = run.settings
