@@ -105,7 +105,14 @@ METHODS: dict[str, Method] = {}
 
 
 def register(
-    name: str, label: str, *, uses_layer: bool, signed: bool = False, library: str, summary: str, finds_top: bool = False
+    name: str,
+    label: str,
+    *,
+    uses_layer: bool,
+    signed: bool = False,
+    library: str,
+    summary: str,
+    finds_top: bool = False,
 ):
     def decorate(function):
         METHODS[name] = Method(name, label, uses_layer, signed, library, summary, function, finds_top)
