@@ -206,7 +206,7 @@ def faithfulness(
     _handle: ModelHandle,
     _image: Image.Image,
 ):
-    """Deletion and insertion curves of several methods."""
+    """Deletion and insertion curves of several methods, beside those of a random map."""
     from vis_core.metrics import faithfulness as curves
 
     return curves(_handle, _image, list(methods), target=target, layer=layer)

@@ -572,12 +572,21 @@ def attribution_overlay(
     return figure
 
 
-def faithfulness_curves(results: Sequence) -> go.Figure:
-    """Deletion (left) and insertion (right) curves of several methods, AUC in the legend."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Deletion: lower is better", "Insertion: higher is better"))
+def faithfulness_curves(report) -> go.Figure:
+    """Deletion (left) and insertion (right) curves of several methods and, in grey, of a
+    random map (the baseline a map must beat); AUC in the legend."""
+    deletion, insertion = report.random.deletion_substrate, report.random.insertion_substrate
+    figure = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            f"Deletion (to {'grey' if deletion == 'zero' else 'a blurred copy'}): lower is better",
+            f"Insertion (onto {'a blurred copy' if insertion == 'blur' else 'grey'}): higher is better",
+        ),
+    )
     palette = ["#4c78a8", "#e4572e", "#54a24b", "#b279a2", "#f58518", "#72b7b2", "#9d755d", "#eeca3b"]
-    for index, result in enumerate(results):
-        color = palette[index % len(palette)]
+    for index, result in enumerate((*report.curves, report.random)):
+        color = "#9aa0a6" if result is report.random else palette[index % len(palette)]
         figure.add_trace(
             go.Scatter(
                 x=result.fractions,

@@ -259,7 +259,7 @@ def test_faithfulness_prefers_a_real_map(handle, cat):
     assert good.deletion[0] == pytest.approx(good.insertion[-1], rel=1e-4)  # both are the untouched image
     assert good.insertion_auc > inverted.insertion_auc + 0.1 and good.deletion_auc < inverted.deletion_auc - 0.1
     results = faithfulness(handle, cat, ["gradcam", "saliency"], steps=8)
-    assert [r.method for r in results] == ["gradcam", "saliency"]
+    assert [r.method for r in results.curves] == ["gradcam", "saliency"] and results.random.method == "random"
 
 
 def test_sanity_check_reproduces_the_published_ordering(handle, cat):

@@ -190,7 +190,7 @@ def test_metrics_json(capsys):
         capsys, "metrics", "--method", "gradcam", "--method", "saliency", "--steps", "8", "--json"
     )
     summary = json.loads(stdout)
-    assert code == 0 and set(summary["faithfulness"]) == {"gradcam", "saliency"}
+    assert code == 0 and set(summary["faithfulness"]) == {"gradcam", "saliency", "random"}
     for scores in summary["faithfulness"].values():
         assert 0 <= scores["deletion_auc"] <= 1 and 0 <= scores["insertion_auc"] <= 1
 

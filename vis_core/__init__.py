@@ -25,7 +25,7 @@ from .hooks import capture, hook_count
 from .images import ALLOWED_FORMATS, MAX_BYTES, MAX_PIXELS, SAMPLE_IMAGES, load_image, sample_image, sample_names
 from .inversion import Reconstruction, reconstruct
 from .memory import keep_freed_memory
-from .metrics import Faithfulness, SanityCheck, faithfulness, sanity_check
+from .metrics import Faithfulness, FaithfulnessReport, SanityCheck, faithfulness, sanity_check
 from .models import (
     DEFAULT_MODEL,
     LayerInfo,
@@ -50,6 +50,7 @@ __all__ = [
     "Attribution",
     "Dream",
     "Faithfulness",
+    "FaithfulnessReport",
     "FeatureMaps",
     "FeatureVisualization",
     "Filters",

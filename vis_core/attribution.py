@@ -47,6 +47,9 @@ from .models import ModelHandle
 #: Server-side caps (the dashboard's controls stay inside them).
 MAX_SMOOTHGRAD_SAMPLES = 64
 MAX_IG_STEPS = 256
+#: Integrated gradients must add up to f(x) - f(baseline) within this fraction (Sundararajan et
+#: al. 2017: "within 5%"); steps are doubled, up to MAX_IG_STEPS, until they do.
+IG_COMPLETENESS = 0.05
 SCORECAM_BATCH = 32
 
 ProgressCallback = Callable[[int, int], None]
@@ -67,6 +70,9 @@ class Attribution:
         signed: whether negative values carry meaning (e.g. integrated gradients).
         note: an explanation a viewer must read (empty or NaN maps, fallbacks), or None.
         seconds: wall time.
+        completeness_error: integrated gradients only: how far the attributions' sum misses
+            f(x) - f(baseline), as a fraction of its size (Captum's convergence delta); else None.
+        steps: integrated gradients only: the path steps used to get there; else None.
     """
 
     map: np.ndarray
@@ -79,13 +85,26 @@ class Attribution:
     signed: bool
     note: str | None
     seconds: float
+    completeness_error: float | None = None
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class RawMap:
+    """What a method's ``run`` returns: the map before upsampling, the class it explained, and
+    for integrated gradients how well the attributions add up and with how many steps."""
+
+    values: np.ndarray
+    target: int
+    completeness_error: float | None = None
+    steps: int | None = None
 
 
 @dataclass(frozen=True)
 class Method:
     """A registered attribution method and what it needs.
 
-    ``run(handle, inputs, target, layer=..., ...)`` returns ``(raw map, the class it explained)``.
+    ``run(handle, inputs, target, layer=..., ...)`` returns a :class:`RawMap`.
     A method with ``finds_top`` accepts ``target=None`` and finds the top class in the same
     forward pass that it explains (explaining the top prediction is the common case; a
     separate forward pass just to find it cost as much as the map itself for Grad-CAM).
@@ -97,7 +116,7 @@ class Method:
     signed: bool
     library: str
     summary: str
-    run: Callable[..., tuple[np.ndarray, int]] = field(repr=False)
+    run: Callable[..., RawMap] = field(repr=False)
     finds_top: bool = False
 
 
@@ -227,7 +246,7 @@ def _gradcam(handle: ModelHandle, inputs: torch.Tensor, target: int | None, laye
     with handle.guard() as model:
         score = _ClassScore(model, target)
         cam = LayerGradCam(score, handle.modules[layer]).attribute(_needs_grad(inputs), relu_attributions=True)
-    return cam.detach()[0, 0].cpu().numpy(), score.target
+    return RawMap(cam.detach()[0, 0].cpu().numpy(), score.target)
 
 
 @register(
@@ -258,7 +277,7 @@ def _cam(handle: ModelHandle, inputs: torch.Tensor, target: int | None, layer: s
         raise ParameterError(reason)
     target = int(logits[0].argmax()) if target is None else target
     cam = torch.einsum("k,khw->hw", head.weight[target], activation).numpy()
-    return cam, target
+    return RawMap(cam, target)
 
 
 @register(
@@ -276,7 +295,7 @@ def _gradcam_pp(handle: ModelHandle, inputs: torch.Tensor, target: int | None, l
     sum_a = a.sum(dim=(2, 3), keepdim=True)
     alpha = torch.where(g != 0, g2 / (2 * g2 + sum_a * g3 + 1e-6), torch.zeros_like(g))
     weights = (alpha * g.clamp(min=0)).sum(dim=(2, 3), keepdim=True)
-    return (weights * a).sum(dim=1)[0].float().numpy(), target
+    return RawMap((weights * a).sum(dim=1)[0].float().numpy(), target)
 
 
 @register(
@@ -289,7 +308,7 @@ def _gradcam_pp(handle: ModelHandle, inputs: torch.Tensor, target: int | None, l
 )
 def _layercam(handle: ModelHandle, inputs: torch.Tensor, target: int | None, layer: str, **_) -> tuple:
     activation, gradient, target = _activation_and_gradient(handle, inputs, layer, target)
-    return (gradient.clamp(min=0) * activation).sum(dim=1)[0].numpy(), target
+    return RawMap((gradient.clamp(min=0) * activation).sum(dim=1)[0].numpy(), target)
 
 
 @register(
@@ -328,7 +347,7 @@ def _scorecam(
                 progress(min(total, start + SCORECAM_BATCH), total)
         weights = torch.softmax(torch.cat(scores), dim=0)
         cam = (weights[:, None, None] * activation[0]).sum(dim=0)
-    return cam.numpy(), target
+    return RawMap(cam.numpy(), target)
 
 
 # -------------------------------------------------------------------- pixel methods
@@ -346,7 +365,7 @@ def _saliency(handle: ModelHandle, inputs: torch.Tensor, target: int | None, **_
     with handle.guard() as model:
         score = _ClassScore(model, target)
         result = Saliency(score).attribute(_needs_grad(inputs), abs=True)
-    return _pixels(result, signed=False), score.target
+    return RawMap(_pixels(result, signed=False), score.target)
 
 
 @register(
@@ -373,7 +392,7 @@ def _smoothgrad(
             stdevs=sigma,
             abs=True,
         )
-    return _pixels(result, signed=False), target
+    return RawMap(_pixels(result, signed=False), target)
 
 
 @register(
@@ -384,16 +403,32 @@ def _smoothgrad(
     library="captum (IntegratedGradients)",
     summary="Gradients summed along a path from a black image to this one: credit that adds up to the score.",
 )
-def _integrated_gradients(handle: ModelHandle, inputs: torch.Tensor, target: int, *, steps: int = 32, **_) -> tuple:
+def _integrated_gradients(handle: ModelHandle, inputs: torch.Tensor, target: int, *, steps: int = 32, **_) -> RawMap:
+    """Captum's IntegratedGradients from a black image, checked for completeness: the
+    attributions must sum to f(x) - f(black) within :data:`IG_COMPLETENESS` of it. ``steps`` is
+    where it starts; it doubles (up to :data:`MAX_IG_STEPS`) until the sum adds up."""
     from captum.attr import IntegratedGradients
 
     steps = max(2, min(int(steps), MAX_IG_STEPS))
     baseline = _black(handle, inputs)
     with handle.guard() as model:
-        result = IntegratedGradients(model).attribute(
-            _needs_grad(inputs), baselines=baseline, target=target, n_steps=steps, internal_batch_size=min(steps, 32)
-        )
-    return _pixels(result, signed=True), target
+        with torch.no_grad():
+            logits = model(torch.cat([inputs, baseline]))[:, target].double()
+        gap = abs(float(logits[0] - logits[1]))
+        while True:
+            result, delta = IntegratedGradients(model).attribute(
+                _needs_grad(inputs),
+                baselines=baseline,
+                target=target,
+                n_steps=steps,
+                internal_batch_size=min(steps, 32),
+                return_convergence_delta=True,
+            )
+            error = abs(float(delta.sum())) / max(gap, 1e-12)
+            if error <= IG_COMPLETENESS or steps >= MAX_IG_STEPS:
+                break
+            steps = min(2 * steps, MAX_IG_STEPS)
+    return RawMap(_pixels(result, signed=True), target, completeness_error=error, steps=steps)
 
 
 @register(
@@ -420,7 +455,7 @@ def _occlusion(handle: ModelHandle, inputs: torch.Tensor, target: int, *, window
             baselines=0.0,
             perturbations_per_eval=32,
         )
-    return _pixels(result, signed=True), target
+    return RawMap(_pixels(result, signed=True), target)
 
 
 def _guided_gradient(handle: ModelHandle, inputs: torch.Tensor, target: int | None) -> tuple[np.ndarray, int]:
@@ -442,7 +477,7 @@ def _guided_gradient(handle: ModelHandle, inputs: torch.Tensor, target: int | No
     finds_top=True,
 )
 def _guided_backprop(handle: ModelHandle, inputs: torch.Tensor, target: int | None, **_) -> tuple:
-    return _guided_gradient(handle, inputs, target)
+    return RawMap(*_guided_gradient(handle, inputs, target))
 
 
 @register(
@@ -454,10 +489,11 @@ def _guided_backprop(handle: ModelHandle, inputs: torch.Tensor, target: int | No
     finds_top=True,
 )
 def _guided_gradcam(handle: ModelHandle, inputs: torch.Tensor, target: int | None, layer: str, **kw) -> tuple:
-    cam, target = _gradcam(handle, inputs, target, layer)
-    upsampled = _upsample(np.maximum(cam, 0), tuple(inputs.shape[-2:]))
+    cam = _gradcam(handle, inputs, target, layer)
+    target = cam.target
+    upsampled = _upsample(np.maximum(cam.values, 0), tuple(inputs.shape[-2:]))
     guided, _ = _guided_gradient(handle, inputs, target)
-    return guided * upsampled, target
+    return RawMap(guided * upsampled, target)
 
 
 def _needs_grad(inputs: torch.Tensor) -> torch.Tensor:
@@ -534,11 +570,17 @@ def attribute_tensor(
     # The top class is found in the method's own forward pass where it can be (Method.finds_top).
     target_index = None if target is None and spec.finds_top else resolve_target(handle, target, inputs)
     used_layer = default_layer(handle, layer) if spec.uses_layer else None
-    raw, target_index = spec.run(
+    output = spec.run(
         handle, inputs, target_index, layer=used_layer, progress=progress, should_stop=should_stop, **options
     )
-    raw = np.asarray(raw, dtype=np.float32)
+    raw, target_index = np.asarray(output.values, dtype=np.float32), output.target
     note = None
+    if output.completeness_error is not None and output.completeness_error > IG_COMPLETENESS:
+        note = (
+            f"The attributions add up to the score change only within {output.completeness_error:.1%} "
+            f"(the goal is {IG_COMPLETENESS:.0%}), even with {output.steps} steps, the most allowed: "
+            "read the map as approximate."
+        )
     if not np.isfinite(raw).all():
         raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
         note = "Some values were not finite (NaN or infinite) and are shown as zero."
@@ -571,4 +613,6 @@ def attribute_tensor(
         signed=spec.signed,
         note=note,
         seconds=time.perf_counter() - start,
+        completeness_error=output.completeness_error,
+        steps=output.steps,
     )

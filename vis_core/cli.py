@@ -467,6 +467,8 @@ def _attribute(args: argparse.Namespace) -> dict[str, Any]:
         "npy": args.npy,
         "seconds": round(result.seconds, 4),
         "note": result.note,
+        "completeness_error": None if result.completeness_error is None else round(result.completeness_error, 5),
+        "steps": result.steps,
     }
 
 
@@ -480,6 +482,15 @@ def _metrics_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=None)
     parser.add_argument("--layer", default=None)
     parser.add_argument("--steps", type=_positive, default=24, help="deletion/insertion steps")
+    parser.add_argument(
+        "--deletion-substrate", choices=("zero", "blur"), default="zero", help="what deleted pixels become (RISE: zero)"
+    )
+    parser.add_argument(
+        "--insertion-substrate",
+        choices=("zero", "blur"),
+        default="blur",
+        help="what pixels are inserted onto (RISE: blur)",
+    )
     parser.add_argument("--sanity", action="store_true", help="also run the cascading randomisation check")
 
 
@@ -489,15 +500,33 @@ def _metrics(args: argparse.Namespace) -> dict[str, Any]:
 
     handle = _load(args)
     image = _image(args)
-    curves = faithfulness(handle, image, args.method, target=args.target, layer=args.layer, steps=args.steps)
+    report = faithfulness(
+        handle,
+        image,
+        args.method,
+        target=args.target,
+        layer=args.layer,
+        steps=args.steps,
+        deletion_substrate=args.deletion_substrate,
+        insertion_substrate=args.insertion_substrate,
+    )
+
+    def scores(curve, verdict: bool = True) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "deletion_auc": round(curve.deletion_auc, 4),
+            "insertion_auc": round(curve.insertion_auc, 4),
+        }
+        if verdict:
+            row["beats_random_deletion"], row["beats_random_insertion"] = report.beats_random(curve)
+            row["verdict"] = report.verdict(curve)
+        return row
+
     summary: dict[str, Any] = {
         "command": "metrics",
         "model": handle.key,
-        "target": curves[0].target,
-        "faithfulness": {
-            c.method: {"deletion_auc": round(c.deletion_auc, 4), "insertion_auc": round(c.insertion_auc, 4)}
-            for c in curves
-        },
+        "target": report.target,
+        "substrates": {"deletion": args.deletion_substrate, "insertion": args.insertion_substrate},
+        "faithfulness": {**{c.method: scores(c) for c in report.curves}, "random": scores(report.random, False)},
     }
     if args.sanity:
         check = sanity_check(handle, image, args.method, target=args.target, layer=args.layer)
@@ -507,10 +536,11 @@ def _metrics(args: argparse.Namespace) -> dict[str, Any]:
             "ssim": {m: [round(v, 4) for v in values] for m, values in check.ssim.items()},
         }
     if not args.json:
-        for curve in curves:
+        for curve in (*report.curves, report.random):
             print(
                 f"{curve.method:>22}: deletion AUC {curve.deletion_auc:.3f} (lower is better), "
                 f"insertion AUC {curve.insertion_auc:.3f} (higher is better)"
+                + ("" if curve is report.random else f"; {report.verdict(curve)}")
             )
         if args.sanity:
             for method, values in summary["sanity"]["spearman"].items():

@@ -110,8 +110,13 @@ if result is not None:
         key="am_main",
     )
     st.caption(f"{METHODS[method].summary} Computed with {METHODS[method].library} in {result.seconds:.2f} s.")
+    if result.completeness_error is not None:
+        st.caption(
+            f"Completeness: the attributions add up to the change of the class score from a black image to this "
+            f"one within {result.completeness_error:.1%} ({result.steps} steps along the path; the goal is 5%)."
+        )
     if result.note:
-        st.info(result.note)
+        st.info(escape.markdown(result.note))
 
 st.header("Compare methods")
 compare = st.multiselect(
@@ -135,22 +140,30 @@ for index, name in enumerate(compare):
         small.update_traces(showscale=False, selector=dict(type="heatmap"))
         st.plotly_chart(small, width="stretch", key=f"am_compare_{name}")
         if other.note:
-            st.caption(other.note)
+            st.caption(escape.markdown(other.note))
 
 st.header("Can we trust these maps?")
 faith_tab, sanity_tab = st.tabs(["Deleting the evidence", "Scrambling the network"])
 chosen = tuple(m for m in compare if m not in SLOW) or ("gradcam", "saliency")
 with faith_tab:
     st.markdown(
-        "If a map is right, blurring away its brightest pixels first should make the model lose confidence fast "
+        "If a map is right, greying out its brightest pixels first should make the model lose confidence fast "
         "(**deletion**: small area under the curve is good), and revealing them first on a blurred picture "
         "should restore it fast (**insertion**: large area is good)."
     )
     if st.button("Measure faithfulness", key="am_faith"):
         st.session_state["am_faith_on"] = True
     if st.session_state.get("am_faith_on"):
-        curves = cache.faithfulness(handle.key, entry.key, chosen, target, cam_layer, handle, entry.image)
-        st.plotly_chart(figures.faithfulness_curves(curves), width="stretch", key="am_faith_chart")
+        report = cache.faithfulness(handle.key, entry.key, chosen, target, cam_layer, handle, entry.image)
+        st.plotly_chart(figures.faithfulness_curves(report), width="stretch", key="am_faith_chart")
+        st.markdown(
+            "\n".join(f"- **{METHODS[curve.method].label}** {report.verdict(curve)}." for curve in report.curves)
+        )
+        st.caption(
+            "The grey lines are a random map (the mean of three): a map that does not beat it says nothing about "
+            "this decision. As in RISE (Petsiuk et al. 2018), deleted pixels turn grey and inserted pixels go onto "
+            "a blurred copy."
+        )
 with sanity_tab:
     st.markdown(
         "A map that explains the model must change when the model is destroyed. Here the network's weights are "

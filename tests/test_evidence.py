@@ -1,0 +1,126 @@
+"""Evidence that follows the papers: RISE's deletion/insertion protocol beside a random baseline
+(Petsiuk et al. 2018), and integrated gradients that add up (Sundararajan et al. 2017)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vis_core
+from vis_core.attribution import IG_COMPLETENESS, _black
+from vis_core.metrics import deletion_insertion, faithfulness
+
+PHOTOS = vis_core.sample_names()
+COLOUR = [name for name in PHOTOS if "greyscale" not in name]
+
+
+@pytest.fixture(scope="module", params=PHOTOS)
+def report(request, handle):
+    return request.param, faithfulness(handle, vis_core.sample_image(request.param), ["saliency", "gradcam"], steps=16)
+
+
+def test_maps_beat_a_random_map(handle, report):
+    """What the evidence supports on the bundled photos (measured, see the issue's closing note):
+
+    * deletion to grey (RISE's substrate): saliency deletes the evidence faster than a random
+      map on every colour photo (with the blurred substrate it did not on two of them);
+    * insertion: Grad-CAM restores the class faster than a random map wherever the model is
+      sure of it (top-1 above 30%; on the astronaut it names a bobsled at 19%).
+    Saliency's insertion does not beat random on every photo: the page and CLI say so in words.
+    """
+    photo, report = report
+    saliency, gradcam = report.curves
+    if photo in COLOUR:
+        assert report.beats_random(saliency)[0]
+        assert report.verdict(saliency).startswith("deletes the evidence faster than random: yes")
+    if vis_core.predict(handle, vis_core.sample_image(photo)).probabilities[0] > 0.3:
+        assert report.beats_random(gradcam)[1]
+        assert report.verdict(gradcam).endswith("restores it faster than random: yes")
+
+
+def test_every_result_says_its_substrates(report):
+    _, report = report
+    for curve in (*report.curves, report.random):
+        assert (curve.deletion_substrate, curve.insertion_substrate) == ("zero", "blur")
+    assert report.random.method == "random" and report.random.fractions.shape == (17,)
+
+
+def test_the_random_baseline_is_the_mean_of_its_seeds(handle, cat):
+    """Computed in the same batched pass, the baseline equals each seed's curves averaged."""
+    from vis_core.metrics import RANDOM_SEEDS
+
+    inputs = handle.preprocess(cat)
+    report = faithfulness(handle, cat, ["gradcam"], steps=8)
+    singles = [
+        deletion_insertion(handle, inputs, np.random.default_rng(seed).random((224, 224)), report.target, steps=8)
+        for seed in range(RANDOM_SEEDS)
+    ]
+    np.testing.assert_allclose(report.random.deletion, np.mean([s.deletion for s in singles], axis=0), atol=1e-5)
+    np.testing.assert_allclose(report.random.insertion, np.mean([s.insertion for s in singles], axis=0), atol=1e-5)
+    assert report.random.deletion_auc == pytest.approx(np.mean([s.deletion_auc for s in singles]), abs=1e-5)
+
+
+def test_the_substrates_are_what_they_say(handle, cat):
+    """Deleting everything leaves the substrate: grey gives the mean image's score, blur the blurred photo's."""
+    inputs = handle.preprocess(cat)
+    saliency = np.ones((224, 224))
+    target = vis_core.predict(handle, cat).indices[0]
+    grey = deletion_insertion(handle, inputs, saliency, target, steps=4, deletion_substrate="zero")
+    blurred = deletion_insertion(handle, inputs, saliency, target, steps=4, deletion_substrate="blur")
+    with torch.no_grad():
+        expected = torch.softmax(handle.model(torch.zeros_like(inputs)), dim=1)[0, target].item()
+    assert grey.deletion[-1] == pytest.approx(expected, rel=1e-4)
+    assert grey.deletion[-1] != pytest.approx(blurred.deletion[-1], rel=1e-2)
+    with pytest.raises(vis_core.ParameterError, match="substrate"):
+        deletion_insertion(handle, inputs, saliency, target, deletion_substrate="noise")
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_integrated_gradients_add_up(handle, photo):
+    """Completeness within 5% with the default settings, and the reported error is the real one."""
+    image = vis_core.sample_image(photo)
+    result = vis_core.attribute(handle, image, "integrated_gradients")
+    assert result.completeness_error is not None and result.completeness_error <= IG_COMPLETENESS
+    inputs = handle.preprocess(image)
+    with torch.no_grad():
+        logits = handle.model(torch.cat([inputs, _black(handle, inputs)]))[:, result.target].double()
+    gap = float(logits[0] - logits[1])
+    independent = abs(float(result.model_map.astype(np.float64).sum()) - gap) / abs(gap)
+    assert result.completeness_error == pytest.approx(independent, rel=1e-3, abs=1e-4)
+    assert result.steps >= 32
+
+
+def test_the_cli_reports_random_verdicts_and_completeness(capsys, tmp_path):
+    from vis_core.cli import main
+
+    assert main(["metrics", "--method", "saliency", "--steps", "8", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["substrates"] == {"deletion": "zero", "insertion": "blur"}
+    assert set(summary["faithfulness"]) == {"saliency", "random"}
+    assert summary["faithfulness"]["saliency"]["verdict"].startswith("deletes the evidence faster than random: ")
+    out = str(tmp_path / "ig.png")
+    assert main(["attribute", "--method", "integrated_gradients", "--out", out, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert 0 <= summary["completeness_error"] <= IG_COMPLETENESS and summary["steps"] >= 32
+
+
+def test_the_page_states_completeness():
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.support import shown
+
+    st.cache_data.clear()
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=300)
+    at.session_state["am_method"] = "integrated_gradients"
+    at.session_state["am_compare"] = ["gradcam"]
+    at.switch_page("views/activation_maps.py").run()
+    assert not at.exception, at.exception
+    captions = " ".join(shown(caption.value) for caption in at.caption)
+    assert re.search(r"Completeness: .* within \d+\.\d% \(\d+ steps", captions), captions
