@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import vis_core
 from vis_core.cli import main
 
 
@@ -237,3 +238,16 @@ def test_dream_featurevis_invert(capsys, tmp_path):
     assert code == 2 and "size" in err
     code, _, err = run_cli(capsys, "featurevis", "--layer", "features.7", "--out", str(out))
     assert code == 2 and "--channel" in err
+
+
+def test_a_run_trained_from_the_cli_is_in_the_dashboards_runs_folder(capsys, tmp_path, monkeypatch):
+    """One place decides the runs folder: a run named on the command line is a model in the sidebar."""
+    from dashboard import cache
+
+    monkeypatch.setenv("VIS_CORE_RUNS", str(tmp_path))
+    code, stdout, _ = run_cli(capsys, "train", "--epochs", "1", "--arch", "tinyvgg", "--out", "cli-run", "--json")
+    assert code == 0 and json.loads(stdout)["run"] == str(tmp_path / "cli-run")
+    assert vis_core.training.runs_dir() == tmp_path and cache.offered("run:cli-run")
+    assert [run.name for run in vis_core.list_runs()[0]] == ["cli-run"]
+    code, _, _ = run_cli(capsys, "filters", "--run", "cli-run", "--layer", "conv1a", "--out", str(tmp_path / "k.png"))
+    assert code == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cache, figures, sidebar
+from dashboard import cache, escape, figures, sidebar
 from vis_core.projection import FOCUS_MASS, RULES
 
 selection = sidebar.current()
@@ -83,7 +83,7 @@ else:
     )
 for result in results.values():
     if result.note:
-        st.warning(result.note)
+        st.warning(escape.markdown(result.note))
         break
 
 st.subheader(f"The {top_k} strongest filters of {layer} for this image")

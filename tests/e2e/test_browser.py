@@ -294,15 +294,20 @@ def test_the_training_lab_buttons(server, page):
     """Train, Stop, use the run in the sidebar, delete it: every button, as a viewer presses it."""
     open_view(page, f"{server}/training_lab")
     expect(page.get_by_text("will keep 6 snapshots")).to_be_visible()  # the estimate, before training
+    expect(page.get_by_text("No runs yet")).to_be_visible()
     page.get_by_label("Run name (optional)").fill("browser-run")
     page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.get_by_text(re.compile(r"^Training browser-run"))).to_be_visible()
+    expect(page.get_by_text("No runs yet")).to_have_count(0)  # not while the first run trains
     expect(alert(page, "browser-run finished")).to_be_visible()
-    expect(page.get_by_text("No runs yet")).to_have_count(0)
 
     name = page.get_by_label("Run name (optional)")
     if not name.is_visible():  # the form folds away while a run trains
         page.get_by_text("Train a new network").click()
     name.fill("stopped-run")
+    main = '[data-testid="stMainBlockContainer"]'
+    web.set_slider(page, "Epochs", end=True, scope=main)  # 20 epochs: time to press Stop
+    expect(page.get_by_text("will keep 21 snapshots")).to_be_visible()
     page.get_by_role("button", name="Train", exact=True).click()
     stop = page.get_by_role("button", name="Stop training")
     expect(stop).to_be_visible()
@@ -326,6 +331,14 @@ def test_the_training_lab_buttons(server, page):
     page.get_by_role("button", name="Yes, delete it").click()
     wait_until(lambda: not (server.runs / "browser-run").exists(), 60, "the run's folder to go")
     assert (server.runs / "stopped-run" / "run.json").is_file()
+
+    model = page.get_by_role("combobox", name="Model")  # a run chosen from the menu, as a viewer would
+    model.click()
+    model.fill("stopped-run")
+    model.press("Enter")
+    expect(page.get_by_text(re.compile(r"^In use: test image 0 \(.+\)$"))).to_be_visible()
+    web.open_page(page, "Feature maps")
+    expect(page.locator("text=conv2 · filter 0").first).to_be_visible()  # computed on the run's test image
     no_exception(page)
     shot(page, "training-lab")
 

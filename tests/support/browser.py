@@ -128,13 +128,13 @@ def wait_until(condition, timeout: float = 90.0, message: str = "condition"):
         time.sleep(0.1)
 
 
-def set_slider(page, label: str, presses: int = 0) -> None:
-    """Move the sidebar slider ``label`` to its start and ``presses`` steps right, as a keyboard
-    user would. The browser sends every widget's value with each rerun it asks for, so a click
-    that follows acts on these values even while the slider's own rerun is still going."""
-    slider = page.locator('[data-testid="stSidebar"]').get_by_role("slider", name=label)
+def set_slider(page, label: str, presses: int = 0, *, end: bool = False, scope: str = '[data-testid="stSidebar"]'):
+    """Move the slider ``label`` to its start (or its ``end``) and ``presses`` steps right, as a
+    keyboard user would. The browser sends every widget's value with each rerun it asks for, so
+    a click that follows acts on these values even while the slider's own rerun is still going."""
+    slider = page.locator(scope).get_by_role("slider", name=label)
     slider.focus()
-    page.keyboard.press("Home")
+    page.keyboard.press("End" if end else "Home")
     for _ in range(presses):
         page.keyboard.press("ArrowRight")
 
