@@ -8,6 +8,7 @@ from PIL import Image
 from torch import nn
 
 import vis_core
+from tests.support.apptest import clear_caches  # noqa: F401 - a fixture for the AppTest modules
 from vis_core import ModelHandle
 
 

@@ -10,39 +10,19 @@ from __future__ import annotations
 
 import json
 import urllib.error
-from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
 import vis_core.training
 from tests.support import shown
+from tests.support.apptest import APP, TIMEOUT, start
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-TIMEOUT = 120
 FEATURE_MAPS = "views/feature_maps.py"
 
 
-@pytest.fixture(autouse=True)
-def clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def start(page: str | None = None, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    if page:
-        at.switch_page(page)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+pytestmark = pytest.mark.usefixtures("clear_caches")
 
 
 def charts(at: AppTest) -> list:
@@ -306,7 +286,7 @@ def test_activation_maps_page():
     for label in ("Layer-CAM", "Saliency (gradient)", "Guided backprop"):
         assert label in spec
     at.button(key="am_faith").click().run()
-    assert not at.exception and "Deletion: lower is better" in chart_titles(at)
+    assert not at.exception and "Deletion (to grey): lower is better" in chart_titles(at)
     at = start(ACTIVATION_MAPS, am_method="integrated_gradients", am_target=281, am_compare=["cam", "occlusion"])
     assert "Integrated gradients for 'tabby'" in chart_titles(at)
     assert not at.warning  # CAM works at the pooled layer of MobileNetV2

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import vis_core
+from tests.support import shown
+from tests.support.apptest import start
 from vis_core.attribution import IG_COMPLETENESS, _black
 from vis_core.metrics import deletion_insertion, faithfulness
 
@@ -109,18 +110,8 @@ def test_the_cli_reports_random_verdicts_and_completeness(capsys, tmp_path):
     assert 0 <= summary["completeness_error"] <= IG_COMPLETENESS and summary["steps"] >= 32
 
 
+@pytest.mark.usefixtures("clear_caches")
 def test_the_page_states_completeness():
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
-    from tests.support import shown
-
-    st.cache_data.clear()
-    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-    at = AppTest.from_file(str(app), default_timeout=300)
-    at.session_state["am_method"] = "integrated_gradients"
-    at.session_state["am_compare"] = ["gradcam"]
-    at.switch_page("views/activation_maps.py").run()
-    assert not at.exception, at.exception
+    at = start("views/activation_maps.py", am_method="integrated_gradients", am_compare=["gradcam"])
     captions = " ".join(shown(caption.value) for caption in at.caption)
     assert re.search(r"Completeness: .* within \d+\.\d% \(\d+ steps", captions), captions

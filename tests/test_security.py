@@ -16,39 +16,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 import torchvision
 from streamlit.proto.WidgetStates_pb2 import WidgetStates
 from streamlit.testing.v1 import AppTest
 
 import vis_core
+from tests.support.apptest import APP, TIMEOUT, start
 from vis_core import ModelError, ParameterError, custom
 from vis_core import training as lab
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "dashboard" / "app.py")
-TIMEOUT = 120
 
 
-@pytest.fixture(autouse=True)
-def clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def start(page: str | None = None, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    if page:
-        at.switch_page(page)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+pytestmark = pytest.mark.usefixtures("clear_caches")
 
 
 def spoof(at: AppTest, label: str, value: str) -> AppTest:

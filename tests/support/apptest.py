@@ -1,0 +1,34 @@
+"""Running the dashboard in Streamlit's AppTest: shared by the page tests and the security tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture
+def clear_caches():
+    """Empty Streamlit's caches around a test (they persist across AppTest instances in one process)."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def start(page: str | None = None, **state) -> AppTest:
+    """A fresh session with ``state`` set before its first run, on ``page``; no exception raised."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    if page:
+        at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
