@@ -108,6 +108,8 @@ class Method:
     A method with ``finds_top`` accepts ``target=None`` and finds the top class in the same
     forward pass that it explains (explaining the top prediction is the common case; a
     separate forward pass just to find it cost as much as the map itself for Grad-CAM).
+    A method that ``runs_long`` (many forward passes) runs on the handle's long-work twin
+    (:meth:`ModelHandle.for_long_work`), so it never holds the lock that quick requests wait for.
     """
 
     name: str
@@ -118,6 +120,7 @@ class Method:
     summary: str
     run: Callable[..., RawMap] = field(repr=False)
     finds_top: bool = False
+    runs_long: bool = False
 
 
 METHODS: dict[str, Method] = {}
@@ -132,9 +135,10 @@ def register(
     library: str,
     summary: str,
     finds_top: bool = False,
+    runs_long: bool = False,
 ):
     def decorate(function):
-        METHODS[name] = Method(name, label, uses_layer, signed, library, summary, function, finds_top)
+        METHODS[name] = Method(name, label, uses_layer, signed, library, summary, function, finds_top, runs_long)
         return function
 
     return decorate
@@ -317,6 +321,7 @@ def _layercam(handle: ModelHandle, inputs: torch.Tensor, target: int | None, lay
     uses_layer=True,
     library="vis_core",
     summary="Each feature map used as a mask on the image; weighted by how much the masked image scores.",
+    runs_long=True,
 )
 def _scorecam(
     handle: ModelHandle,
@@ -374,6 +379,7 @@ def _saliency(handle: ModelHandle, inputs: torch.Tensor, target: int | None, **_
     uses_layer=False,
     library="captum (NoiseTunnel)",
     summary="Gradients averaged over noisy copies of the image: less speckle.",
+    runs_long=True,
 )
 def _smoothgrad(
     handle: ModelHandle, inputs: torch.Tensor, target: int, *, samples: int = 16, noise: float = 0.15, **_
@@ -402,6 +408,7 @@ def _smoothgrad(
     signed=True,
     library="captum (IntegratedGradients)",
     summary="Gradients summed along a path from a black image to this one: credit that adds up to the score.",
+    runs_long=True,
 )
 def _integrated_gradients(handle: ModelHandle, inputs: torch.Tensor, target: int, *, steps: int = 32, **_) -> RawMap:
     """Captum's IntegratedGradients from a black image, checked for completeness: the
@@ -438,6 +445,7 @@ def _integrated_gradients(handle: ModelHandle, inputs: torch.Tensor, target: int
     signed=True,
     library="captum (Occlusion)",
     summary="A grey patch slid over the image: how much the score drops when each part is hidden.",
+    runs_long=True,
 )
 def _occlusion(handle: ModelHandle, inputs: torch.Tensor, target: int, *, window: int = 0, **_) -> tuple:
     from captum.attr import Occlusion
@@ -566,6 +574,8 @@ def attribute_tensor(
         raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     spec = METHODS[method]
     start = time.perf_counter()
+    if spec.runs_long:
+        handle = handle.for_long_work()
     inputs = inputs.to(handle.device)
     # The top class is found in the method's own forward pass where it can be (Method.finds_top).
     target_index = None if target is None and spec.finds_top else resolve_target(handle, target, inputs)

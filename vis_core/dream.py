@@ -103,6 +103,7 @@ def deep_dream(
     if not 1.0 < float(octave_scale) <= 2.0:
         raise ParameterError(f"octave scale must be in (1, 2], got {octave_scale}.")
     start = time.perf_counter()
+    handle = handle.for_long_work()  # the dream never holds the lock a click waits for
     picture = image.convert("RGB")
     if max(picture.size) > MAX_SIDE:
         picture = picture.copy()

@@ -83,6 +83,7 @@ def reconstruct(
         raise ParameterError(f"{layer} outputs {info.output_shape}; choose a layer with a feature map.")
     optim.check_caps(steps=steps)
     start = time.perf_counter()
+    handle = handle.for_long_work()  # the reconstruction never holds the lock a click waits for
     view = torch.as_tensor(np.array(handle.model_view(image)), dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
     with handle.guard(), torch.no_grad():
         target = optim.activations(handle, optim.normalise(handle, view.to(handle.device)), frozenset([layer]))[layer]

@@ -186,6 +186,7 @@ def faithfulness(
 ) -> FaithfulnessReport:
     """Deletion/insertion curves of several methods on one image and class, beside the curves
     of a random map (the mean over :data:`RANDOM_SEEDS` seeds), all in one batched pass."""
+    handle = handle.for_long_work()  # hundreds of forward passes: not on the lock a click waits for
     inputs = handle.preprocess(image)
     index = resolve_target(handle, target, inputs)
     maps = []

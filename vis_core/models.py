@@ -10,10 +10,18 @@ The same handle is shared by every dashboard session and thread, so every engine
 runs inside :meth:`ModelHandle.guard`: the lock is held, training flags and
 ``requires_grad`` are restored afterwards, every ``param.grad`` is left ``None`` and any hook
 a technique forgot is removed, on a normal exit and after an exception.
+
+Long work (feature visualisation, deep dream, reconstruction, the slow attribution methods and
+the faithfulness curves) runs on :meth:`ModelHandle.for_long_work`: a twin handle with its own
+copy of the model and its own lock, made once. A minute-long render then never holds the lock
+that a click's feature maps or prediction wait for; the twin has the same weights, so results
+equal those on the handle itself, and its guard keeps the same promises.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import os
 import threading
@@ -137,6 +145,7 @@ class ModelHandle:
     interpolation: InterpolationMode = InterpolationMode.BILINEAR
     layers: dict[str, LayerInfo] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _long_work: ModelHandle | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.model.eval()
@@ -184,6 +193,20 @@ class ModelHandle:
     def input_channels(self) -> int:
         """Number of channels the model expects (1 for grayscale models, else 3)."""
         return 1 if self.grayscale else 3
+
+    def for_long_work(self) -> ModelHandle:
+        """The handle long jobs run on: same weights and settings, its own model copy and lock.
+
+        Made once, on first use, from the model as the guard leaves it (the copy is taken under
+        this handle's lock); the twin of a twin is itself. Costs one more copy of the weights.
+        """
+        if self._long_work is None:
+            with self.lock:
+                if self._long_work is None:
+                    twin = dataclasses.replace(self, model=copy.deepcopy(self.model), lock=threading.RLock())
+                    twin._long_work = twin
+                    self._long_work = twin
+        return self._long_work
 
     # ----------------------------------------------------------- preprocessing
     def model_view(self, image: Image.Image) -> Image.Image:

@@ -470,6 +470,7 @@ def ascend(
     ``preview_every`` steps (None otherwise).
     """
     check_caps(steps=steps)
+    handle = handle.for_long_work()  # a render never holds the lock a click waits for
     param = param.to(handle.device)
     variables = list(param.parameters())
     optimizer = torch.optim.Adam(variables, lr=lr, **_fused(handle.device))

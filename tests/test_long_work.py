@@ -1,0 +1,84 @@
+"""Long work never blocks short work: while a render, dream, reconstruction or slow attribution
+holds its model, a viewer's feature maps and prediction on the same handle still go through.
+
+Each long job is paused mid-run (its progress callback waits), so the check is about locks, not
+speed: before the long-work twin, the quick call waited for the whole job.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import vis_core
+
+PAUSED_JOBS = {
+    "feature visualisation": lambda handle, image, on_step: vis_core.feature_visualization(
+        handle, layer="features.10", channel=5, steps=4, size=64, on_step=on_step
+    ),
+    "deep dream": lambda handle, image, on_step: vis_core.deep_dream(
+        handle, image, layer="features.7", octaves=1, steps=3, on_step=on_step
+    ),
+    "reconstruction": lambda handle, image, on_step: vis_core.reconstruct(
+        handle, image, layer="features.4", steps=3, on_step=on_step
+    ),
+    "score-cam": lambda handle, image, on_step: vis_core.attribute(
+        handle, image, "scorecam", target=285, progress=lambda done, total: on_step(done, total, None)
+    ),
+}
+
+
+@pytest.mark.parametrize("job", list(PAUSED_JOBS))
+def test_quick_requests_go_through_while_long_work_runs(handle, cat, job):
+    reference = vis_core.feature_maps(handle, cat, ["features.10"]).activations["features.10"]
+    paused, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def on_step(step, total, preview) -> None:
+        paused.set()
+        release.wait(120)
+
+    def long_job() -> None:
+        try:
+            PAUSED_JOBS[job](handle, cat, on_step)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    worker = threading.Thread(target=long_job)
+    worker.start()
+    try:
+        assert paused.wait(120), "the long job never reached its first step"
+        answered: dict = {}
+
+        def quick() -> None:
+            answered["maps"] = vis_core.feature_maps(handle, cat, ["features.10"]).activations["features.10"]
+            answered["prediction"] = vis_core.predict(handle, cat)
+
+        asker = threading.Thread(target=quick)
+        asker.start()
+        asker.join(60)  # a deadlock detector, not a stopwatch: it answers in well under a second
+        assert not asker.is_alive(), f"feature maps waited for the {job}"
+    finally:
+        release.set()
+        worker.join(300)
+    assert not failures, failures
+    np.testing.assert_array_equal(answered["maps"], reference)
+    assert answered["prediction"].labels[0] == "Egyptian cat"
+    for model in (handle.model, handle.for_long_work().model):  # the guard's promises, on both copies
+        assert vis_core.hook_count(model) == 0
+        assert all(p.grad is None and not p.requires_grad for p in model.parameters())
+        assert vis_core.state_dict_hash(model) == handle.state_hash
+
+
+def test_the_twin_gives_the_same_results(handle, cat):
+    twin = handle.for_long_work()
+    assert twin is twin.for_long_work() is handle.for_long_work() and twin.model is not handle.model
+    assert twin.key == handle.key
+    np.testing.assert_array_equal(
+        vis_core.feature_maps(twin, cat, ["features.14"]).activations["features.14"],
+        vis_core.feature_maps(handle, cat, ["features.14"]).activations["features.14"],
+    )
+    direct = vis_core.attribute(handle, cat, "gradcam").map
+    assert vis_core.attribute(twin, cat, "gradcam").map.tolist() == direct.tolist()
