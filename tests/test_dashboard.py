@@ -364,3 +364,13 @@ def test_an_engine_error_on_any_page_is_a_message(monkeypatch):
     at = start(FEATURE_MAPS)  # start() asserts no exception reached Streamlit
     assert "ran out of memory for this request" in shown(at.error[0].value)
     assert at.sidebar.selectbox(key="model_choice").value == "mobilenet_v2"  # the sidebar is still there
+
+
+def test_a_run_stopped_before_its_first_step_shows_in_the_lab(runs_dir):
+    """Only the untrained snapshot was kept (Stop pressed while the data loaded): the lab explains it."""
+    run = vis_core.training.train("digits", "tinyvgg", epochs=3, out=runs_dir / "early-stop", should_stop=lambda: True)
+    assert run.stopped and len(run.snapshots) == 1
+    assert vis_core.training.weight_change(vis_core.training.filter_history(run)[1]).shape == (0, 16)
+    at = start(LAB)
+    assert "stopped before its first training step" in " ".join(info.value for info in at.info)
+    assert len(charts(at)) >= 2  # the curves and the filters still draw

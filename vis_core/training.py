@@ -687,8 +687,9 @@ def filter_history(run: Run, layer: str | None = None) -> tuple[str, np.ndarray]
 
 def weight_change(history: np.ndarray) -> np.ndarray:
     """How far each filter moved between consecutive snapshots: ``(S-1, out)`` L2 norms."""
-    deltas = np.diff(history, axis=0)
-    return np.sqrt((deltas.reshape(deltas.shape[0], deltas.shape[1], -1) ** 2).sum(axis=2))
+    deltas = np.diff(history, axis=0)  # (S-1, out, ...): empty for a run stopped before its first step
+    per_filter = int(np.prod(deltas.shape[2:]))
+    return np.sqrt((deltas.reshape(deltas.shape[0], deltas.shape[1], per_filter) ** 2).sum(axis=2))
 
 
 def feature_map_history(run: Run, image_index: int, layer: str) -> np.ndarray:

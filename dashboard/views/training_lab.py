@@ -202,15 +202,18 @@ if frames.ndim == 5:  # colour kernels: scale to [0, 1] with zero at grey
 st.plotly_chart(figures.kernel_animation(frames, labels), width="stretch", key="lab_animation")
 
 changes = lab.weight_change(history)
-st.plotly_chart(
-    figures.weight_change_chart(
-        changes,
-        [f"{a.label}→{b.label}" for a, b in zip(run.snapshots, run.snapshots[1:])],
-        highlight=selection.channel if selection.model_key.startswith("run:") else None,
-    ),
-    width="stretch",
-    key="lab_change",
-)
+if len(changes):
+    st.plotly_chart(
+        figures.weight_change_chart(
+            changes,
+            [f"{a.label}→{b.label}" for a, b in zip(run.snapshots, run.snapshots[1:])],
+            highlight=selection.channel if selection.model_key.startswith("run:") else None,
+        ),
+        width="stretch",
+        key="lab_change",
+    )
+else:
+    st.info("This run was stopped before its first training step: only the untrained network was kept.")
 
 st.subheader("One test image through time")
 images, test_labels = run.test_samples()
