@@ -45,7 +45,7 @@ MAX_WEIGHTS_BYTES = 1024 * 1024 * 1024
 #: Most classes a classifier may have (ImageNet-21k has 21,843): a weights file declaring more is
 #: refused before the model is built, since the classifier's size grows with it.
 MAX_CLASSES = 22_000
-#: Longest class-names file accepted (bytes), and the deepest JSON nesting read from it.
+#: Longest class-names file accepted (bytes); JSON nested too deeply to parse is refused as invalid.
 MAX_LABELS_BYTES = 4 * 1024 * 1024
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -96,7 +96,9 @@ class FaithfulnessReport:
 
 def _substrate(inputs: torch.Tensor, kind: str) -> torch.Tensor:
     """``zero``: zeros of the normalised input, the mean colour (RISE's deletion substrate);
-    ``blur``: a heavily blurred copy, sigma about 1/20 of the size (RISE's insertion substrate)."""
+    ``blur``: a heavily blurred copy, sigma about 1/20 of the size. RISE inserts onto a blurred
+    image too, with a milder blur (an 11-tap kernel, sigma about 1 pixel); with so mild a blur
+    every map's insertion curve starts near the photo's own score and the maps barely differ."""
     if kind == "zero":
         return torch.zeros_like(inputs)
     if kind == "blur":
