@@ -41,7 +41,7 @@ from torch.utils.hooks import RemovableHandle
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from . import custom
+from . import arrays, custom
 from . import weights as weights_io
 from .errors import ModelError, ParameterError, ResourceError
 from .hooks import capture, hook_count, run_forward, suggest
@@ -223,6 +223,13 @@ class ModelHandle:
         tensor = TF.pil_to_tensor(view).to(torch.float32).div_(255.0)
         tensor = TF.normalize(tensor, list(self.mean), list(self.std))
         return tensor.unsqueeze(0).to(self.device)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, 3 or 1, H, W)`` images in [0, 1] to the model's input space; a greyscale model
+        gets the mean of three channels."""
+        if self.grayscale and images.shape[1] == 3:
+            images = images.mean(dim=1, keepdim=True)
+        return arrays.normalise(images, self.mean, self.std)
 
     def crop_box(self, size: tuple[int, int]) -> tuple[float, float, float, float]:
         """``(left, top, right, bottom)``, in pixels of an image of ``size`` (width, height),
