@@ -31,6 +31,7 @@ from .attribution import METHODS, attribute_tensor, resolve_target
 from .errors import ParameterError
 from .models import ModelHandle
 from .optim import gaussian_blur
+from .surgery import reset_batchnorm
 
 MAX_STEPS = 100
 #: Substrates: what deleted pixels become, or what inserted pixels are placed on.
@@ -310,7 +311,4 @@ def _reinitialise(block: nn.Module, generator: torch.Generator) -> None:
                 parameter.zero_()
             else:
                 parameter.copy_(1.0 + 0.1 * torch.randn(parameter.shape, generator=generator))
-        for module in block.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None:
-                module.running_mean.zero_()
-                module.running_var.fill_(1.0)
+    reset_batchnorm(block)
