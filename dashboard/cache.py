@@ -26,6 +26,7 @@ import streamlit as st
 from PIL import Image
 
 import vis_core
+from dashboard import state
 from vis_core import FeatureMaps, ModelHandle, Prediction
 from vis_core import training as lab
 from vis_core.filters import Filters, filters
@@ -41,12 +42,17 @@ def trusted_model() -> str | None:
     return os.environ.get("VIS_CORE_MODEL") or None
 
 
+def is_run(name: str) -> bool:
+    """Whether a model name is a training-lab run (``run:<folder name>``)."""
+    return name.startswith(RUN_PREFIX)
+
+
 def offered(name: object) -> bool:
     """Whether this server offers the model ``name`` (the allow-list; see the module docstring)."""
     if not isinstance(name, str) or len(name) > 200:
         return False
-    if name.startswith(RUN_PREFIX):
-        run = name[len(RUN_PREFIX) :]
+    if is_run(name):
+        run = name.removeprefix(RUN_PREFIX)
         try:
             lab.check_run_name(run)
         except vis_core.VisCoreError:
@@ -70,8 +76,8 @@ def model(name: str) -> ModelHandle:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _load_model(name: str) -> ModelHandle:
-    if name.startswith(RUN_PREFIX):
-        return lab.load_run(lab.runs_dir() / name[len(RUN_PREFIX) :]).handle()
+    if is_run(name):
+        return lab.load_run(lab.runs_dir() / name.removeprefix(RUN_PREFIX)).handle()
     if name == trusted_model():
         return vis_core.load_factory(name)
     return vis_core.load_model(name)
@@ -151,7 +157,7 @@ def slow_attribution(
     while it runs reruns the page, which stops it at the next progress update, so repeated
     clicks never stack.
     """
-    memo = st.session_state.setdefault("_slow_attributions", {})
+    memo = st.session_state.setdefault(state.SLOW_ATTRIBUTIONS, {})
     key = (model_key, image_key, method, target, layer)
     if key not in memo:
         if len(memo) >= 8:
@@ -182,18 +188,12 @@ def top_projections(
     """The ``k`` most active channels of a layer, each projected at its strongest position:
     ``(channel, activation, projection, image patch)``, both cropped to where the projection
     falls (its effective box inside the receptive field)."""
-    from vis_core.projection import _gradient_rgb, effective_box, project_batch, receptive_field
+    from vis_core.projection import crop, project_strongest
 
     channels = feature_maps(model_key, image_key, _handle, _image).top_channels(layer, k, by="max")
-    batch = project_batch(_handle, _handle.preprocess(_image), layer, channels, method, ["max"] * len(channels))
     view = model_view(model_key, image_key, _handle, _image)
-    tiles = []
-    for channel, value, gradient, position in zip(channels, batch.values, batch.gradients, batch.positions):
-        field = receptive_field(_handle, layer, *position)
-        top, left, bottom, right = effective_box(gradient, within=field) or field
-        projected = _gradient_rgb(gradient[:, top:bottom, left:right])
-        tiles.append((channel, float(value), projected, view[top:bottom, left:right]))
-    return tiles
+    tiles = project_strongest(_handle, _image, layer, channels, method)
+    return [(tile.channel, tile.activation, tile.rgb, crop(view, tile.box)) for tile in tiles]
 
 
 @st.cache_data(max_entries=16, ttl=TTL_SECONDS, show_spinner="Deleting and inserting pixels…")

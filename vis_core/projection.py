@@ -19,13 +19,15 @@ keep the plain gradient rule, and the result says so.
 The receptive field of a position is the support of its gradient in a linearised copy of the
 network (rectifiers removed, max-pooling replaced by average pooling, all weights positive),
 so no unit is switched off and no weights cancel: exactly the pixels that can influence it.
+Each handle's linearised copy is made once and kept in :data:`_LINEARISED`.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -37,8 +39,14 @@ from torch import nn
 from .errors import ParameterError
 from .hooks import capture, resolve_modules, run_forward
 from .models import ModelHandle
+from .surgery import replace_module, reset_batchnorm
 
 RULES: tuple[str, ...] = ("deconvnet", "guided", "gradient")
+#: What each rule is called where people read it (pages, figure titles).
+RULE_LABELS: dict[str, str] = {"deconvnet": "Deconvnet", "guided": "Guided backprop", "gradient": "Gradient"}
+
+#: A box in model-input pixels: ``(top, left, bottom, right)``, bottom and right exclusive.
+Box = tuple[int, int, int, int]
 
 
 class _Rectifier(torch.autograd.Function):
@@ -133,20 +141,36 @@ class Projection:
     channel: int
     method: str
     position: tuple[int, int] | None
-    box: tuple[int, int, int, int] | None
-    focus: tuple[int, int, int, int] | None
+    box: Box | None
+    focus: Box | None
     activation: float
     note: str | None
     seconds: float
+
+
+def shared_focus(projections: Sequence[Projection]) -> Box:
+    """One crop for several projections of the same channel (e.g. by each rule): the smallest
+    box holding every focus; when none has one, the first one's receptive field, or else the
+    whole model input. A deep position's receptive field is mostly grey (see :func:`effective_box`)."""
+    boxes = [result.focus for result in projections if result.focus is not None]
+    if boxes:
+        tops, lefts, bottoms, rights = zip(*boxes)
+        return min(tops), min(lefts), max(bottoms), max(rights)
+    first = projections[0]
+    return first.box if first.box is not None else (0, 0, *first.model_map.shape)
+
+
+def crop(picture: np.ndarray, box: Box) -> np.ndarray:
+    """The part of an ``(H, W, ...)`` picture at model-input resolution inside ``box``."""
+    top, left, bottom, right = box
+    return picture[top:bottom, left:right]
 
 
 #: Share of a projection's absolute weight that :func:`effective_box` keeps.
 FOCUS_MASS = 0.98
 
 
-def effective_box(
-    gradient: np.ndarray, mass: float = FOCUS_MASS, within: tuple[int, int, int, int] | None = None
-) -> tuple[int, int, int, int] | None:
+def effective_box(gradient: np.ndarray, mass: float = FOCUS_MASS, within: Box | None = None) -> Box | None:
     """The box where a projection really falls: ``(top, left, bottom, right)``, exclusive.
 
     A deep position's theoretical receptive field covers much of the image, but its gradient
@@ -302,42 +326,75 @@ def project(
     )
 
 
+@dataclass(frozen=True)
+class ProjectionTile:
+    """One channel projected at its strongest position, cropped to where the projection falls.
+
+    Attributes:
+        channel: the channel (filter).
+        activation: its strongest activation, the one projected.
+        box: the crop in model-input pixels: the projection's focus inside the position's
+            receptive field (the whole field when the projection is all zero).
+        rgb: the signed projection inside ``box`` as a picture (grey is zero).
+    """
+
+    channel: int
+    activation: float
+    box: Box
+    rgb: np.ndarray
+
+
+def project_strongest(
+    handle: ModelHandle, image: Image.Image, layer: str, channels: Sequence[int], method: str
+) -> list[ProjectionTile]:
+    """Each of ``channels`` projected at its strongest position, in one batched backward pass."""
+    batch = project_batch(handle, handle.preprocess(image), layer, list(channels), method, ["max"] * len(channels))
+    tiles = []
+    for channel, value, gradient, position in zip(channels, batch.values, batch.gradients, batch.positions):
+        field = receptive_field(handle, layer, *position)
+        top, left, bottom, right = box = effective_box(gradient, within=field) or field
+        tiles.append(
+            ProjectionTile(int(channel), float(value), box, _gradient_rgb(gradient[:, top:bottom, left:right]))
+        )
+    return tiles
+
+
 # ------------------------------------------------------------- receptive fields
+#: Each handle's linearised twin (:func:`_linearised`), made on its first receptive field under
+#: the handle's lock and used under it. Weak keys: the twin goes when its handle does.
+_LINEARISED: weakref.WeakKeyDictionary[ModelHandle, nn.Module] = weakref.WeakKeyDictionary()
+
+#: Modules the linearised twin replaces by the identity: every rectifier, squashing function
+#: and dropout.
+_NONLINEAR = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.GELU, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.Dropout)
+
+
 def _linearised(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with no unit that can switch off and no weights that can cancel."""
     twin = copy.deepcopy(model).eval()
-    for name, module in list(twin.named_modules()):
-        if not name:
-            continue
-        parent = twin.get_submodule(name.rsplit(".", 1)[0]) if "." in name else twin
-        child = name.rsplit(".", 1)[-1]
-        if isinstance(module, (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.GELU, nn.Hardswish, nn.Sigmoid, nn.Tanh)):
-            setattr(parent, child, nn.Identity())
+    for name, module in list(twin.named_modules())[1:]:  # [0] is the model itself
+        if isinstance(module, _NONLINEAR):
+            replace_module(twin, name, nn.Identity())
         elif isinstance(module, nn.MaxPool2d):
-            setattr(parent, child, nn.AvgPool2d(module.kernel_size, module.stride, module.padding, module.ceil_mode))
-        elif isinstance(module, nn.Dropout):
-            setattr(parent, child, nn.Identity())
+            replace_module(
+                twin, name, nn.AvgPool2d(module.kernel_size, module.stride, module.padding, module.ceil_mode)
+            )
     with torch.no_grad():
         for parameter in twin.parameters():
             parameter.copy_(parameter.abs() + 1e-3)
-        for module in twin.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None:
-                module.running_mean.zero_()
-                module.running_var.fill_(1.0)
-    for parameter in twin.parameters():
-        parameter.requires_grad_(False)
-    return twin
+    reset_batchnorm(twin)
+    return twin.requires_grad_(False)
 
 
-def receptive_field(handle: ModelHandle, layer: str, y: int, x: int) -> tuple[int, int, int, int]:
+def receptive_field(handle: ModelHandle, layer: str, y: int, x: int) -> Box:
     """Pixels of the model input that can influence position ``(y, x)`` of ``layer``.
 
     Returns ``(top, left, bottom, right)`` (bottom and right exclusive), clipped to the input.
     """
-    cache = handle.__dict__.setdefault("_linearised", {})
     with handle.lock:
-        if "model" not in cache:
-            cache["model"] = _linearised(handle.model)
-        twin = cache["model"]
+        twin = _LINEARISED.get(handle)
+        if twin is None:
+            twin = _LINEARISED[handle] = _linearised(handle.model)
         height, width = handle.input_size
         probe = torch.ones(1, handle.input_channels, height, width, device=handle.device, requires_grad=True)
         resolve_modules(twin, [layer])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import cache, escape, figures, sidebar
-from vis_core.projection import FOCUS_MASS, RULES
+from vis_core.projection import FOCUS_MASS, RULE_LABELS, RULES, crop, shared_focus
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
@@ -21,7 +21,6 @@ st.markdown(
 info = handle.layers[layer]
 sidebar.require_spatial(info)
 
-RULE_LABELS = {"deconvnet": "Deconvnet", "guided": "Guided backprop", "gradient": "Gradient"}
 with st.sidebar:
     st.subheader("Projection")
     scope = st.radio(
@@ -41,19 +40,12 @@ results = {
     rule: cache.projection(handle.key, entry.key, layer, channel, rule, position, handle, entry.image) for rule in RULES
 }
 first = results["deconvnet"]
+focus = shared_focus(list(results.values()))  # every panel is cropped to where the projections fall
 
-# Crop every panel to where the projections fall (all three rules' focus boxes together): the
-# theoretical receptive field of a deep position is mostly grey (see vis_core.projection.effective_box).
-boxes = [result.focus for result in results.values() if result.focus is not None]
-if boxes:
-    crop = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-else:
-    crop = first.box if first.box is not None else (0, 0, *view.shape[:2])
-top, left, bottom, right = crop
 columns = st.columns(5 if first.position is not None else 4)
 with columns[0]:
     st.plotly_chart(
-        figures.picture(view, title="The image", box=crop if first.position is not None else None, height=280),
+        figures.picture(view, title="The image", box=focus if first.position is not None else None, height=280),
         width="stretch",
         key="pr_image",
     )
@@ -62,15 +54,16 @@ panels += [(RULE_LABELS[rule], results[rule].rgb) for rule in RULES]
 for column, (title, picture) in zip(columns[1:], panels):
     with column:
         st.plotly_chart(
-            figures.picture(picture[top:bottom, left:right], title=title, height=280),
+            figures.picture(crop(picture, focus), title=title, height=280),
             width="stretch",
             key=f"pr_{title}",
         )
 if first.position is not None:
+    _, map_height, map_width = info.output_shape
     rf_top, rf_left, rf_bottom, rf_right = first.box
     st.caption(
         f"Filter {channel} of {layer} fires most at position {first.position} of its "
-        f"{info.shape_text.split('×', 1)[1]} map (activation {first.activation:.3f}). The orange box is where "
+        f"{map_height}×{map_width} map (activation {first.activation:.3f}). The orange box is where "
         f"{FOCUS_MASS:.0%} of its projection falls, shown enlarged beside it with the three projections; in "
         f"principle that position can see a {rf_bottom - rf_top}×{rf_right - rf_left}-pixel region (its receptive "
         "field), but most of it barely matters. Grey means no effect; colours show which way each pixel pushes "
