@@ -3,13 +3,13 @@
 Both sides include preprocessing (the PIL image to the model's input tensor), and both run
 under ``torch.no_grad``. Target: ratio at most 1.15x. Also measured: the block-level layers
 only (what the sidebar lists by default), and one layer with early stopping. Minor page
-faults per call are recorded too (here the allocator recycles the ~100 MB a capture keeps;
-a capture whose pages are new pays ~2 us per 4 KiB page in the kernel on top).
+faults per call are recorded too: a capture keeps every output, and when the allocator cannot
+recycle that memory each new page costs a trip into the kernel.
 
 Two floors show what any eager capture of every module must pay on this machine: the bare
-forward with a no-op hook on every module (the Python cost of observing 212 modules), and
-with hooks that only keep a reference to each output (the memory cost of keeping ~100 MB of
-outputs instead of recycling a few cache-hot buffers; in-place ReLUs left on, so some kept
+forward with a no-op hook on every module (the Python cost of observing every module), and
+with hooks that only keep a reference to each output (the memory cost of keeping every
+output instead of recycling a few cache-hot buffers; in-place ReLUs left on, so some kept
 values are even wrong). Neither clones, converts or checks anything.
 """
 

@@ -47,6 +47,8 @@ def test_reductions_and_matrix(handle):
     np.testing.assert_allclose(kernels.reduced("l2"), np.sqrt((weight**2).sum(axis=1)), rtol=1e-6)
     np.testing.assert_allclose(kernels.reduced("mean"), weight.mean(axis=1), rtol=1e-6)
     np.testing.assert_allclose(kernels.norms, np.linalg.norm(weight.reshape(6, -1), axis=1), rtol=1e-6)
+    assert not kernels.signed("l2") and kernels.signed("mean")  # an L2 norm over 4 inputs is a magnitude
+    assert (kernels.reduced("l2") >= 0).all() and (kernels.reduced("mean") < 0).any()
 
 
 def test_dead_filters_are_found():
@@ -56,6 +58,7 @@ def test_dead_filters_are_found():
     small = make_handle(nn.Sequential(conv, nn.Flatten()), size=8, grayscale=True)
     kernels = filters(small, "0")
     assert kernels.kind == "gray" and kernels.dead() == [2]
+    assert kernels.signed("l2") and kernels.signed("mean")  # one input channel: the signed kernel itself
     np.testing.assert_array_equal(kernels.reduced(), conv.weight.detach().numpy()[:, 0])
 
 

@@ -15,6 +15,7 @@ pass).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ from PIL import Image
 
 from .errors import ParameterError
 from .hooks import capture, run_forward
-from .models import ModelHandle, Prediction, top_k
+from .models import ModelHandle
+from .prediction import Prediction, top_k
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,75 @@ class LayerStats:
     zero_fraction: float
     channels: int
     spatial: int
+
+
+@dataclass(frozen=True)
+class ChannelSummary:
+    """Per-channel numbers of one layer's activation: how strong each channel is, and which
+    maps cannot be read as a picture.
+
+    Attributes:
+        layer: layer name.
+        mean, max: ``(C,)`` each channel's mean and largest value.
+        zero_fraction: ``(C,)`` share of exact zeros (a ReLU's "off" units).
+        finite: ``(C,)`` whether every value of the channel is a number (no NaN or infinity).
+        flat: ``(C,)`` whether the channel has one finite value everywhere (one flat colour).
+    """
+
+    layer: str
+    mean: np.ndarray
+    max: np.ndarray
+    zero_fraction: np.ndarray
+    finite: np.ndarray
+    flat: np.ndarray
+
+    @classmethod
+    def of(cls, layer: str, array: np.ndarray) -> ChannelSummary:
+        rows = array.reshape(array.shape[0], -1)
+        finite = np.isfinite(rows).all(axis=1)
+        maxima, minima = rows.max(axis=1), rows.min(axis=1)
+        return cls(
+            layer=layer,
+            mean=rows.mean(axis=1),
+            max=maxima,
+            zero_fraction=(rows == 0).mean(axis=1),
+            finite=finite,
+            flat=finite & (maxima == minima),
+        )
+
+    def strongest(self, n: int, by: str = "mean") -> list[int]:
+        """The ``n`` channels with the largest mean or max, strongest first (ties by index)."""
+        return [int(i) for i in np.argsort(-self._score(by), kind="stable")[: max(0, n)]]
+
+    def rank(self, channel: int, by: str = "mean") -> int:
+        """1 for the strongest channel: one more than the channels that are stronger."""
+        score = self._score(by)
+        return 1 + int((score > score[channel]).sum())
+
+    def _score(self, by: str) -> np.ndarray:
+        if by not in ("mean", "max"):
+            raise ParameterError(f"Unknown ranking {by!r}; use 'mean' or 'max'.")
+        return self.mean if by == "mean" else self.max
+
+
+@dataclass(frozen=True)
+class ChannelPages:
+    """``count`` channels shown ``size`` at a time, in pages numbered from 1."""
+
+    count: int
+    size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.count / self.size))
+
+    def page_of(self, channel: int) -> int:
+        """The page that shows ``channel``."""
+        return channel // self.size + 1
+
+    def channels(self, page: int) -> list[int]:
+        """The channels on ``page``."""
+        return list(range((page - 1) * self.size, min(self.count, page * self.size)))
 
 
 @dataclass(frozen=True)
@@ -92,16 +163,13 @@ class FeatureMaps:
         object.__setattr__(self, "_stats", rows)  # a memo, not state: frozen for callers
         return list(rows)
 
+    def channel_summary(self, layer: str) -> ChannelSummary:
+        """Mean, maximum, zeros, flat and non-finite maps of every channel of ``layer``."""
+        return ChannelSummary.of(layer, self._get(layer))
+
     def top_channels(self, layer: str, n: int, by: str = "mean") -> list[int]:
         """Indices of the ``n`` channels of ``layer`` with the largest mean or max activation."""
-        array = self._get(layer)
-        if by == "mean":
-            score = array.reshape(array.shape[0], -1).mean(axis=1)
-        elif by == "max":
-            score = array.reshape(array.shape[0], -1).max(axis=1)
-        else:
-            raise ParameterError(f"Unknown ranking {by!r}; use 'mean' or 'max'.")
-        return [int(i) for i in np.argsort(-score, kind="stable")[: max(0, n)]]
+        return self.channel_summary(layer).strongest(n, by)
 
     def channel(self, layer: str, index: int) -> np.ndarray:
         """One channel ``(H, W)`` of ``layer``."""

@@ -67,6 +67,11 @@ class Filters:
             return self.weight.mean(axis=1)
         raise ParameterError(f"Unknown reduction {how!r}; use 'l2' or 'mean'.")
 
+    def signed(self, how: str = "l2") -> bool:
+        """Whether :meth:`reduced` with ``how`` keeps the weights' signs (zero is neutral), rather
+        than giving magnitudes: all but an L2 norm over several input channels."""
+        return how != "l2" or self.in_per_group == 1
+
     def matrix(self) -> np.ndarray:
         """A 1x1 layer as its ``(out, in_per_group)`` mixing matrix."""
         return self.weight[:, :, 0, 0] if self.weight.shape[2:] == (1, 1) else self.weight.mean(axis=(2, 3))

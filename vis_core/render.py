@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .arrays import to_uint8
+
 _VIRIDIS_ANCHORS = np.array(
     [
         (68, 1, 84),
@@ -47,7 +49,7 @@ def normalize(array: np.ndarray) -> np.ndarray:
 
 def colorize(array: np.ndarray) -> np.ndarray:
     """A 2-D array as an ``(H, W, 3)`` uint8 viridis image, scaled by its own range."""
-    return VIRIDIS_LUT[np.round(normalize(array) * 255).astype(np.uint8)]
+    return VIRIDIS_LUT[to_uint8(normalize(array))]
 
 
 def upscale(rgb: np.ndarray, min_side: int) -> np.ndarray:

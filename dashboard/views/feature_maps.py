@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import streamlit as st
 
 from dashboard import cache, figures, sidebar
+from vis_core.featuremaps import ChannelPages
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
@@ -22,6 +20,7 @@ st.markdown(
 
 maps = cache.feature_maps(handle.key, entry.key, handle, entry.image)
 activation = maps.activations[layer]
+summary = maps.channel_summary(layer)  # per channel: strength, zeros, flat or not a number
 info = handle.layers[layer]
 channels, rows_px, cols_px = activation.shape
 
@@ -39,7 +38,6 @@ with st.sidebar:
     overlay = st.toggle("Overlay on the image", value=True, key="fm_overlay")
     opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="fm_opacity", disabled=not overlay)
 
-channel_map = activation[channel]
 if rows_px * cols_px == 1:
     st.subheader(f"{layer} is a vector of {channels} numbers")
     labels = list(handle.labels) if channels == len(handle.labels) else None
@@ -55,7 +53,7 @@ else:
         background = cache.model_view(handle.key, entry.key, handle, entry.image) if overlay else None
         st.plotly_chart(
             figures.channel_heatmap(
-                channel_map,
+                activation[channel],
                 title=f"{layer} · filter {channel}",
                 background=background,
                 opacity=opacity,
@@ -65,36 +63,37 @@ else:
             key="fm_channel",
         )
     with facts:
-        rank = 1 + int((activation.reshape(channels, -1).mean(axis=1) > channel_map.mean()).sum())
-        st.metric("Mean activation", f"{channel_map.mean():.4f}")
-        st.metric("Strongest response", f"{channel_map.max():.4f}")
-        st.metric("Zeros", f"{(channel_map == 0).mean():.0%}")
-        st.metric("Rank in layer (by mean)", f"{rank} of {channels}")
+        st.metric("Mean activation", f"{summary.mean[channel]:.4f}")
+        st.metric("Strongest response", f"{summary.max[channel]:.4f}")
+        st.metric("Zeros", f"{summary.zero_fraction[channel]:.0%}")
+        st.metric("Rank in layer (by mean)", f"{summary.rank(channel)} of {channels}")
         st.caption(
             f"This map is {cols_px}×{rows_px}: each cell covers about "
             f"{handle.input_size[1] / cols_px:.0f} pixels of the {handle.input_size[1]}-pixel input."
         )
-        if not np.isfinite(channel_map).all():
+        if not summary.finite[channel]:
             st.warning(f"Filter {channel} produced values that are not numbers (NaN or infinite) for this image.")
-        elif channel_map.max() == channel_map.min():
+        elif summary.flat[channel]:
             st.info(
-                f"Filter {channel} gives the same value ({channel_map.max():.4g}) everywhere in this image, so its "
+                f"Filter {channel} gives the same value ({summary.max[channel]:.4g}) everywhere in this image, so its "
                 "map is one flat colour: what it looks for is not in this picture"
-                + (" (its ReLU switched it off everywhere)." if channel_map.max() == 0 else ".")
+                + (" (its ReLU switched it off everywhere)." if summary.max[channel] == 0 else ".")
                 + " Try another filter, or the Top-N view."
             )
 
     st.subheader(f"All filters of {layer}")
     if show == "All (paged)":
-        page_size = figures.page_size_for(rows_px, cols_px, 64)
-        pages = math.ceil(channels / page_size)
+        paging = ChannelPages(channels, figures.page_size_for(rows_px, cols_px, 64))
         page = 1
-        if pages > 1:
-            default_page = channel // page_size + 1
+        if paging.pages > 1:
             page = st.number_input(
-                f"Page (of {pages}, {page_size} maps each)", 1, pages, default_page, key=f"fm_page_{layer}"
+                f"Page (of {paging.pages}, {paging.size} maps each)",
+                1,
+                paging.pages,
+                paging.page_of(channel),
+                key=f"fm_page_{layer}",
             )
-        shown = list(range((page - 1) * page_size, min(channels, page * page_size)))
+        shown = paging.channels(page)
         st.caption(f"Channels {shown[0]}–{shown[-1]} of {channels}. Hover a map for its values.")
     else:
         by = "mean" if show.endswith("mean") else "max"

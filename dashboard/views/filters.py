@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import cache, figures, sidebar
+from dashboard import cache, figures, sidebar, state
+from vis_core.featuremaps import ChannelPages
 from vis_core.filters import conv_layers
 
 selection = sidebar.current()
@@ -25,12 +26,12 @@ if not every:
     st.info(f"{handle.name} has no convolution layers, so there are no filters to show.")
     st.stop()
 options = inside or every
-if st.session_state.get("fl_layer") not in options:
-    st.session_state["fl_layer"] = options[0]
+if st.session_state.get(state.FILTERS_LAYER) not in options:
+    st.session_state[state.FILTERS_LAYER] = options[0]
 layer = st.selectbox(
     "Convolution",
     options,
-    key="fl_layer",
+    key=state.FILTERS_LAYER,
     format_func=lambda name: f"{name} · {handle.layers[name].shape_text}",
     help="The convolutions inside the layer chosen in the sidebar (or all of them, if it has none).",
 )
@@ -89,12 +90,9 @@ elif kernels.kind == "pointwise":
     )
 else:
     how = "l2" if kernels.kind in ("standard", "grouped") and reduce == "L2 norm" else "mean"
-    maps = kernels.reduced(how)
-    signed = how == "mean" or kernels.in_per_group == 1
-    page_size = figures.page_size_for(kh, kw, 256)
-    shown = list(range(min(out_channels, page_size)))
-    if channel not in shown:
-        shown = list(range(channel - channel % page_size, min(out_channels, channel - channel % page_size + page_size)))
+    maps, signed = kernels.reduced(how), kernels.signed(how)
+    paging = ChannelPages(out_channels, figures.page_size_for(kh, kw, 256))
+    shown = paging.channels(paging.page_of(channel))  # the page that holds the chosen filter
     st.plotly_chart(
         figures.channel_mosaic(
             maps,
