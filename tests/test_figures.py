@@ -41,3 +41,11 @@ def test_layer_profile_marks_the_selected_block_on_two_axes():
     (line,) = figure.layout.shapes
     assert line.x0 == line.x1 == 4
     assert not figures.layer_profile(stats, selected="missing").layout.shapes
+
+
+def test_picture_converts_floats_and_outlines_the_box_at_its_edges():
+    rgb = np.linspace(-0.2, 1.2, 10 * 12 * 3).reshape(10, 12, 3)
+    figure = figures.picture(rgb, box=(2, 3, 7, 9))
+    np.testing.assert_array_equal(np.asarray(figure.data[0].z), np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    (box,) = figure.layout.shapes
+    assert (box.x0, box.x1, box.y0, box.y1) == (2.5, 8.5, 1.5, 6.5)

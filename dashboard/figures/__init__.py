@@ -1,0 +1,54 @@
+"""Plotly figure builders: pure functions, data in, figure out (no Streamlit here).
+
+:mod:`~dashboard.figures.maps` draws heatmaps, grids of tiles and pictures;
+:mod:`~dashboard.figures.charts` bars and curves; :mod:`~dashboard.figures.animation` grids
+that change over training snapshots; :mod:`~dashboard.figures.style` holds the colours they share.
+Pages call them as ``figures.<name>``.
+"""
+
+from dashboard.figures.animation import kernel_animation, mosaic_animation
+from dashboard.figures.charts import (
+    faithfulness_curves,
+    layer_profile,
+    norm_bars,
+    prediction_bars,
+    sanity_chart,
+    training_curves,
+    vector_bars,
+    weight_histogram,
+)
+from dashboard.figures.maps import (
+    MOSAIC_CELL_BUDGET,
+    attribution_overlay,
+    channel_heatmap,
+    channel_mosaic,
+    page_size_for,
+    picture,
+    rgb_mosaic,
+    weight_change_chart,
+    weight_matrix,
+)
+from dashboard.figures.style import COLORSCALES
+
+__all__ = [
+    "COLORSCALES",
+    "MOSAIC_CELL_BUDGET",
+    "attribution_overlay",
+    "channel_heatmap",
+    "channel_mosaic",
+    "faithfulness_curves",
+    "kernel_animation",
+    "layer_profile",
+    "mosaic_animation",
+    "norm_bars",
+    "page_size_for",
+    "picture",
+    "prediction_bars",
+    "rgb_mosaic",
+    "sanity_chart",
+    "training_curves",
+    "vector_bars",
+    "weight_change_chart",
+    "weight_histogram",
+    "weight_matrix",
+]
