@@ -4,10 +4,8 @@ Streamlit runs ``app.py`` only when the first viewer connects, so that viewer wa
 to import and the default model to load before seeing anything. Here the server starts as
 usual while a background thread imports the engine, loads the default model into the same
 ``st.cache_resource`` the pages read, and runs the default photo through it; by the time a
-browser connects there is usually nothing left to wait for: with Chromium on this 2-core
-machine the first view of the feature-maps page took 5.6 s before, 3.9 s when the browser
-connects at once, 3.0 s once the warm-up is done (a second viewer: 2.7 s). Options after the
-module name go to ``streamlit run`` (``--server.port 8502``...). ``make run`` uses this.
+browser connects there is usually nothing left to wait for. Options after the module name go
+to ``streamlit run`` (``--server.port 8502``...). ``make run`` uses this.
 """
 
 from __future__ import annotations
@@ -29,11 +27,11 @@ def warm_up() -> None:
     quiet.setLevel(logging.ERROR)
     try:
         import vis_core
-        from dashboard import cache, sidebar
+        from dashboard import cache, image_source
 
-        handle = cache.model(sidebar.trusted_model() or vis_core.DEFAULT_MODEL)
+        handle = cache.model(cache.trusted_model() or vis_core.DEFAULT_MODEL)
         sample = vis_core.sample_names()[0]
-        cache.feature_maps(handle.key, sidebar.sample_key(sample), handle, vis_core.sample_image(sample))
+        cache.feature_maps(handle.key, image_source.sample_key(sample), handle, vis_core.sample_image(sample))
     except Exception:  # noqa: BLE001 - the first viewer meets the same error, explained in the page
         return
     finally:

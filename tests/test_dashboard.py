@@ -16,6 +16,20 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import vis_core.training
+from dashboard.state import (
+    CHANNEL,
+    FILTERS_LAYER,
+    IMAGE,
+    IMAGE_SOURCE,
+    LAB_JOB,
+    LAB_RUN,
+    LAYER,
+    MODEL_CHOICE,
+    MODEL_NAME,
+    SAMPLE,
+    SELECTION,
+    SHOW_SUBLAYERS,
+)
 from tests.support import shown
 from tests.support.apptest import APP, TIMEOUT, start
 
@@ -51,13 +65,13 @@ def test_overview_page():
 
 def test_sidebar_defaults_and_layer_labels():
     at = start()
-    assert at.sidebar.selectbox(key="model_choice").value == "mobilenet_v2"
+    assert at.sidebar.selectbox(key=MODEL_CHOICE).value == "mobilenet_v2"
     layer = next(box for box in at.sidebar.selectbox if box.label == "Layer")
     assert layer.value == "features.10"
     assert "features.10 · 64×14×14 · InvertedResidual" in layer.options
     assert all(".conv." not in option for option in layer.options)  # blocks only by default
-    assert at.sidebar.number_input(key="channel_choice").value == 0
-    assert at.sidebar.selectbox(key="sample_choice").value == "chelsea (cat)"
+    assert at.sidebar.number_input(key=CHANNEL).value == 0
+    assert at.sidebar.selectbox(key=SAMPLE).value == "chelsea (cat)"
 
 
 def test_feature_maps_page_default():
@@ -70,21 +84,21 @@ def test_feature_maps_page_default():
 
 
 def test_feature_maps_follow_layer_and_channel():
-    at = start(FEATURE_MAPS, layer_choice="features.2", channel_choice=7)
+    at = start(FEATURE_MAPS, **{LAYER: "features.2", CHANNEL: 7})
     assert "features.2 · filter 7" in chart_titles(at)
     assert at.subheader[0].value == "All filters of features.2"
     assert "56×56" in " ".join(c.value for c in at.caption)
 
 
 def test_a_silent_filter_is_explained():
-    at = start(FEATURE_MAPS, layer_choice="features.18", channel_choice=9)  # all zeros for chelsea
+    at = start(FEATURE_MAPS, **{LAYER: "features.18", CHANNEL: 9})  # all zeros for chelsea
     assert "gives the same value (0) everywhere" in at.info[0].value and "ReLU switched it off" in at.info[0].value
-    at = start(FEATURE_MAPS, layer_choice="features.18", channel_choice=0)
+    at = start(FEATURE_MAPS, **{LAYER: "features.18", CHANNEL: 0})
     assert not at.info
 
 
 def test_feature_maps_paging_for_large_maps():
-    at = start(FEATURE_MAPS, layer_choice="features.0")  # 32 maps of 112×112: paged
+    at = start(FEATURE_MAPS, **{LAYER: "features.0"})  # 32 maps of 112×112: paged
     captions = " ".join(c.value for c in at.caption)
     assert "Channels 0–15 of 32" in captions
     at.number_input(key="fm_page_features.0").set_value(2).run()
@@ -92,23 +106,23 @@ def test_feature_maps_paging_for_large_maps():
 
 
 def test_top_n_mode():
-    at = start(FEATURE_MAPS, fm_show="Top-N by max", layer_choice="features.14")
+    at = start(FEATURE_MAPS, fm_show="Top-N by max", **{LAYER: "features.14"})
     assert at.slider(key="fm_top_n").value == 16
     assert "16 filters with the highest max activation" in " ".join(c.value for c in at.caption)
 
 
 def test_channel_is_clamped_to_the_layer():
-    at = start(FEATURE_MAPS, layer_choice="features.1", channel_choice=1000)  # 16 channels
-    assert at.sidebar.number_input(key="channel_choice").value == 0
+    at = start(FEATURE_MAPS, **{LAYER: "features.1", CHANNEL: 1000})  # 16 channels
+    assert at.sidebar.number_input(key=CHANNEL).value == 0
     assert "features.1 · filter 0" in chart_titles(at)
 
 
 def test_sub_layers_and_vector_layers():
-    at = start(FEATURE_MAPS, show_sublayers=True, layer_choice="features.10.conv.0.1")
+    at = start(FEATURE_MAPS, **{SHOW_SUBLAYERS: True, LAYER: "features.10.conv.0.1"})
     assert "features.10.conv.0.1 · filter 0" in chart_titles(at)
     layer_box = next(box for box in at.sidebar.selectbox if box.label == "Layer")
     assert any(".conv." in option for option in layer_box.options)
-    at = start(FEATURE_MAPS, layer_choice="classifier.1", channel_choice=285)
+    at = start(FEATURE_MAPS, **{LAYER: "classifier.1", CHANNEL: 285})
     assert "vector of 1000" in at.subheader[0].value
     assert "Egyptian cat" in chart_titles(at)
 
@@ -125,9 +139,9 @@ def start_from_link(page: str | None = None, **params) -> AppTest:
 
 def test_a_link_opens_its_view_and_the_address_follows_the_selection():
     at = start_from_link(FEATURE_MAPS, image="coffee", layer="features.5.conv.1", filter="7")
-    assert at.session_state["selection"].image.key == "sample:coffee"
+    assert at.session_state[SELECTION].image.key == "sample:coffee"
     assert "features.5.conv.1 · filter 7" in chart_titles(at)
-    assert at.session_state["show_sublayers"] is True  # a sub-layer in a link lists sub-layers
+    assert at.session_state[SHOW_SUBLAYERS] is True  # a sub-layer in a link lists sub-layers
     assert not at.toast
     assert dict(at.query_params) == {
         "model": "mobilenet_v2",
@@ -150,7 +164,7 @@ def test_a_link_opens_its_view_and_the_address_follows_the_selection():
 def test_a_bad_link_names_what_it_ignored_and_shows_the_defaults(params, named):
     at = start_from_link(FEATURE_MAPS, **params)
     assert any(named in shown(toast.value) for toast in at.toast), [t.value for t in at.toast]
-    selection = at.session_state["selection"]
+    selection = at.session_state[SELECTION]
     assert selection.handle.name == "mobilenet_v2" and selection.image.key == "sample:chelsea (cat)"
     assert selection.channel == 0
     assert selection.layer == ("features.1" if params.get("layer") == "features.1" else "features.10")
@@ -159,7 +173,7 @@ def test_a_bad_link_names_what_it_ignored_and_shows_the_defaults(params, named):
 def test_sample_change_updates_prediction():
     at = start()
     assert "Egyptian cat" in chart_titles(at)
-    at.sidebar.selectbox(key="sample_choice").set_value("coffee").run()  # runs the on_change callback
+    at.sidebar.selectbox(key=SAMPLE).set_value("coffee").run()  # runs the on_change callback
     assert not at.exception
     assert "espresso" in chart_titles(at) or "cup" in chart_titles(at)
 
@@ -169,10 +183,10 @@ def test_unavailable_model_shows_error_and_keeps_previous(monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    at = start(FEATURE_MAPS, model_choice="resnet18")
+    at = start(FEATURE_MAPS, **{MODEL_CHOICE: "resnet18"})
     errors = [shown(e.value) for e in at.error]
     assert errors and "mobilenet_v2" in errors[0] and "not on this machine" in errors[0] and "URLError" not in errors[0]
-    assert at.session_state["model_choice"] == "mobilenet_v2"
+    assert at.session_state[MODEL_CHOICE] == "mobilenet_v2"
     assert len(charts(at)) == 3  # the page still works with the previous model
 
 
@@ -183,18 +197,18 @@ LAB = "views/training_lab.py"
 def test_filters_page_kinds():
     at = start(FILTERS)  # sidebar layer features.10: its three convolutions are offered
     assert at.title[0].value == "Filters"
-    assert at.selectbox(key="fl_layer").options == [
+    assert at.selectbox(key=FILTERS_LAYER).options == [
         "features.10.conv.0.0 · 384×14×14",
         "features.10.conv.1.0 · 384×14×14",
         "features.10.conv.2 · 64×14×14",
     ]
     assert "filters × input channels" in chart_titles(at)  # the 1x1 expansion is a matrix
-    at = start(FILTERS, layer_choice="features.0", channel_choice=5)
+    at = start(FILTERS, **{LAYER: "features.0", CHANNEL: 5})
     assert [json.loads(c.proto.spec)["data"][0]["type"] for c in charts(at)] == ["image", "heatmap", "histogram", "bar"]
     assert any("Filter 5, channel by channel" in h.value for h in at.subheader)
     at.sidebar.radio(key="fl_norm").set_value("whole layer").run()
     assert not at.exception
-    at = start(FILTERS, fl_layer="features.10.conv.1.0")
+    at = start(FILTERS, **{FILTERS_LAYER: "features.10.conv.1.0"})
     assert "depthwise" in at.info[0].value and len(charts(at)) == 3
 
 
@@ -216,12 +230,12 @@ def test_training_lab_trains_and_shows_the_run(runs_dir):
     at = start(LAB)
     assert at.title[0].value == "Training lab" and "No runs yet" in at.info[0].value
     _train_from_page(at, "apptest-run", 2)
-    job = at.session_state["lab_job"]
+    job = at.session_state[LAB_JOB]
     assert job.wait(120) and job.error is None
     at.run()
     assert not at.exception
     assert any("apptest-run finished" in shown(s.value) for s in at.success)
-    assert at.selectbox(key="lab_run").value == "apptest-run"
+    assert at.selectbox(key=LAB_RUN).value == "apptest-run"
     assert [m.label for m in at.metric][:3] == ["Test accuracy", "Epochs", "Snapshots"]
     assert at.metric[2].value == "3"
     spec = chart_titles(at)
@@ -233,7 +247,7 @@ def test_training_lab_trains_and_shows_the_run(runs_dir):
 
 def test_training_lab_stop_keeps_progress(runs_dir):
     at = _train_from_page(start(LAB), "stopped-run", 20)
-    job = at.session_state["lab_job"]
+    job = at.session_state[LAB_JOB]
     at.button(key="lab_stop").click().run()
     assert job.wait(120)
     at.run()
@@ -244,14 +258,14 @@ def test_training_lab_stop_keeps_progress(runs_dir):
 
 def test_a_run_is_a_model_like_any_other(runs_dir):
     vis_core.training.train("digits", "notebook", epochs=1, seed=0, out=runs_dir / "lab-model")
-    at = start(FEATURE_MAPS, model_choice="run:lab-model")
-    assert at.session_state["model_name"] == "run:lab-model"
-    assert at.sidebar.radio(key="image_source").value == "Test image"
-    assert at.session_state["image_entry"].label.startswith("test image 0")
+    at = start(FEATURE_MAPS, **{MODEL_CHOICE: "run:lab-model"})
+    assert at.session_state[MODEL_NAME] == "run:lab-model"
+    assert at.sidebar.radio(key=IMAGE_SOURCE).value == "Test image"
+    assert at.session_state[IMAGE].label.startswith("test image 0")
     assert "conv2 · filter 0" in chart_titles(at)
-    overview = start(model_choice="run:lab-model")
+    overview = start(**{MODEL_CHOICE: "run:lab-model"})
     assert overview.metric[1].value == "28×28" and "Top-5" in chart_titles(overview)
-    filters_page = start(FILTERS, model_choice="run:lab-model", layer_choice="conv1")
+    filters_page = start(FILTERS, **{MODEL_CHOICE: "run:lab-model", LAYER: "conv1"})
     assert "greyscale image" in filters_page.info[0].value
 
 
@@ -260,7 +274,7 @@ ACTIVATION_MAPS = "views/activation_maps.py"
 
 
 def test_projection_page():
-    at = start(PROJECTION, channel_choice=5)
+    at = start(PROJECTION, **{CHANNEL: 5})
     assert at.title[0].value == "Projection to pixels"
     spec = chart_titles(at)
     for title in ("The image", "What it sees", "Deconvnet", "Guided backprop", "Gradient"):
@@ -268,11 +282,11 @@ def test_projection_page():
     assert "fires most at position" in " ".join(c.value for c in at.caption)
     assert len(at.main.image) == 16  # 8 strongest filters: image patch and projection each
     assert "projected back with guided backprop, both cropped to where 98%" in " ".join(c.value for c in at.caption)
-    at = start(PROJECTION, pr_scope="whole map", layer_choice="features.4", pr_top_k=4)
+    at = start(PROJECTION, pr_scope="whole map", pr_top_k=4, **{LAYER: "features.4"})
     assert "What it sees" not in chart_titles(at) and "whole map of filter 0 of features.4" in " ".join(
         c.value for c in at.caption
     )
-    at = start(PROJECTION, layer_choice="classifier.1")
+    at = start(PROJECTION, **{LAYER: "classifier.1"})
     assert "no spatial map" in at.info[0].value
 
 
@@ -290,7 +304,7 @@ def test_activation_maps_page():
     at = start(ACTIVATION_MAPS, am_method="integrated_gradients", am_target=281, am_compare=["cam", "occlusion"])
     assert "Integrated gradients for 'tabby'" in chart_titles(at)
     assert not at.warning  # CAM works at the pooled layer of MobileNetV2
-    at = start(ACTIVATION_MAPS, am_method="cam", model_choice="run:missing")
+    at = start(ACTIVATION_MAPS, am_method="cam", **{MODEL_CHOICE: "run:missing"})
     assert not at.exception
 
 
@@ -302,7 +316,7 @@ def test_activation_maps_sanity_check():
 
 
 def test_deep_dream_page_dreams_and_offers_the_png():
-    at = start("views/deep_dream.py", dd_octaves=2, dd_steps=2, layer_choice="features.4")
+    at = start("views/deep_dream.py", dd_octaves=2, dd_steps=2, **{LAYER: "features.4"})
     assert at.title[0].value == "Deep dream" and "press Dream" in " ".join(c.value for c in at.caption)
     at.button(key="dd_go").click().run()
     assert not at.exception and len(at.main.image) == 1
@@ -313,7 +327,7 @@ def test_deep_dream_page_dreams_and_offers_the_png():
 
 
 def test_feature_visualisation_page_modes():
-    at = start("views/feature_vis.py", fv_steps=16, fv_size=64, channel_choice=5)
+    at = start("views/feature_vis.py", fv_steps=16, fv_size=64, **{CHANNEL: 5})
     at.button(key="fv_go").click().run()
     assert not at.exception and at.main.image[0].proto.imgs[0].caption == "features.10 filter 5"
     assert "Stop" not in [button.label for button in at.button]  # nothing left to stop once it is done
@@ -336,8 +350,8 @@ def test_trusted_model_from_make_run(monkeypatch):
     """`make run MODEL=package.module:function` puts the person's own code first in the sidebar."""
     monkeypatch.setenv("VIS_CORE_MODEL", "tests.factories:tiny_digits")
     at = start()
-    assert at.session_state["model_name"] == "tests.factories:tiny_digits"
-    assert at.sidebar.selectbox(key="model_choice").options[0] == "tests.factories:tiny_digits  (your code)"
+    assert at.session_state[MODEL_NAME] == "tests.factories:tiny_digits"
+    assert at.sidebar.selectbox(key=MODEL_CHOICE).options[0] == "tests.factories:tiny_digits  (your code)"
     assert "each of the 3 things it knows" in at.markdown[0].value
     assert at.metric[1].value == "32×32"
 
@@ -363,7 +377,7 @@ def test_an_engine_error_on_any_page_is_a_message(monkeypatch):
     monkeypatch.setattr(vis_core, "feature_maps", out_of_memory)
     at = start(FEATURE_MAPS)  # start() asserts no exception reached Streamlit
     assert "ran out of memory for this request" in shown(at.error[0].value)
-    assert at.sidebar.selectbox(key="model_choice").value == "mobilenet_v2"  # the sidebar is still there
+    assert at.sidebar.selectbox(key=MODEL_CHOICE).value == "mobilenet_v2"  # the sidebar is still there
 
 
 def test_a_run_stopped_before_its_first_step_shows_in_the_lab(runs_dir):

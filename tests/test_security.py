@@ -22,6 +22,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetStates
 from streamlit.testing.v1 import AppTest
 
 import vis_core
+from dashboard.state import CHANNEL, LAB_RUN, MODEL_NAME
 from tests.support.apptest import APP, TIMEOUT, start
 from vis_core import ModelError, ParameterError, custom
 from vis_core import training as lab
@@ -61,7 +62,7 @@ def test_a_spoofed_model_widget_imports_nothing(tmp_path, monkeypatch):
     assert not at.exception, at.exception
     assert "tests.canary_factory" not in sys.modules and not canary.exists()
     assert "not one of the models offered here" in messages(at)
-    assert at.session_state["model_name"] == vis_core.DEFAULT_MODEL  # the viewer keeps the model they had
+    assert at.session_state[MODEL_NAME] == vis_core.DEFAULT_MODEL  # the viewer keeps the model they had
     other = start()  # the server still serves everyone else
     specs = json.dumps([chart.proto.spec for chart in other.get("plotly_chart")])
     assert other.title[0].value == "Overview" and "Egyptian cat" in specs
@@ -125,14 +126,14 @@ def test_a_session_keeps_a_bounded_number_of_own_models():
     def script():
         import streamlit as st
 
-        from dashboard import sidebar
+        from dashboard import own_weights
 
         for index in range(5):
-            sidebar._keep_own(f"own:model {index}", object())
-        st.write(" ".join(sidebar.own_models()))
+            own_weights._keep_own(f"own:model {index}", object())
+        st.write(" ".join(own_weights.own_models()))
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
-    from dashboard.sidebar import MAX_OWN_MODELS
+    from dashboard.own_weights import MAX_OWN_MODELS
 
     assert at.markdown[0].value.split("own:model ")[1:] == [f"{i} " for i in range(5 - MAX_OWN_MODELS, 4)] + ["4"]
 
@@ -150,7 +151,7 @@ def test_uploaded_files_leave_nothing_on_disk(tmp_path, monkeypatch):
 
         import streamlit as st
 
-        from dashboard import sidebar
+        from dashboard import own_weights
 
         class Upload:
             def __init__(self, name, data):
@@ -160,8 +161,8 @@ def test_uploaded_files_leave_nothing_on_disk(tmp_path, monkeypatch):
                 return self._data
 
         with contextlib.suppress(st.runtime.scriptrunner_utils.exceptions.RerunException):  # st.rerun() on success
-            sidebar._load_own("squeezenet1_1", Upload("w.pt", weights_bytes), Upload("n.txt", b"yes\nno"), 64)
-        st.write(" ".join(sidebar.own_models()))
+            own_weights._load_own("squeezenet1_1", Upload("w.pt", weights_bytes), Upload("n.txt", b"yes\nno"), 64)
+        st.write(" ".join(own_weights.own_models()))
 
     at = AppTest.from_function(script, args=(buffer.getvalue(),), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
@@ -200,7 +201,7 @@ def test_a_link_value_is_not_markup():
     assert len(toasts) == 3, toasts
     assert all("](" not in toast.replace("\\]\\(", "") for toast in toasts), toasts
     assert any("\\[Session expired" in toast for toast in toasts)
-    assert at.session_state["channel_choice"] == 0
+    assert at.session_state[CHANNEL] == 0
 
 
 def test_class_names_are_not_plotly_markup():
@@ -284,7 +285,7 @@ def test_nan_weights_are_explained(monkeypatch):
     handle = vis_core.load_factory("tests.factories:nan_weights")
     assert not vis_core.predict(handle, vis_core.sample_image("chelsea")).is_finite
     at = start()
-    assert at.session_state["model_name"] == "tests.factories:nan_weights"
+    assert at.session_state[MODEL_NAME] == "tests.factories:nan_weights"
     assert "not numbers" in " ".join(w.value for w in at.warning)
     assert "nan%" not in " ".join(c.value for c in at.caption)
 
@@ -369,18 +370,18 @@ def test_a_damaged_run_breaks_no_page(runs_with_a_damaged_one):
     assert any(option.startswith("good") for option in overview.sidebar.selectbox[0].options)
     lab_page = start("views/training_lab.py")
     assert "damaged" in " ".join(w.value for w in lab_page.warning)
-    assert lab_page.session_state["lab_run"] == "good"
+    assert lab_page.session_state[LAB_RUN] == "good"
 
 
 # ------------------------------------------------------------- upload limits agree
 def test_the_server_upload_limit_is_the_largest_widget_limit():
     import tomllib
 
-    from dashboard import sidebar
+    from dashboard import own_weights, sidebar
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] == max(sidebar.UPLOAD_LIMITS_MB.values()) == sidebar.MAX_WEIGHTS_MB
-    assert sidebar.MAX_WEIGHTS_MB * 2**20 > 14 * 2**20  # MobileNetV2's own checkpoint fits
-    source = (ROOT / "dashboard" / "sidebar.py").read_text()
+    assert config["server"]["maxUploadSize"] == max(sidebar.UPLOAD_LIMITS_MB.values()) == own_weights.MAX_WEIGHTS_MB
+    assert own_weights.MAX_WEIGHTS_MB * 2**20 > 14 * 2**20  # MobileNetV2's own checkpoint fits
+    source = "".join(path.read_text() for path in sorted((ROOT / "dashboard").rglob("*.py")))
     assert source.count("st.file_uploader(") == source.count("max_upload_size=") == 3
     assert np.isclose(vis_core.MAX_BYTES / 2**20, 40)  # the engine's own cap on an image stays above the widget's

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, figures, sidebar
+from dashboard import cache, escape, figures, sidebar, state
 
 selection = sidebar.current()
 handle, entry = selection.handle, selection.image
@@ -47,17 +47,17 @@ with st.sidebar:
     )
 
 spatial = [info.name for info in handle.blocks() if info.is_spatial]
-if selection.layer != st.session_state.get("am_sidebar_layer"):  # follow the sidebar when it changes
-    if "am_sidebar_layer" in st.session_state and selection.layer in spatial:
-        st.session_state["am_layer"] = selection.layer
-    st.session_state["am_sidebar_layer"] = selection.layer
-if st.session_state.get("am_layer") not in spatial:
-    st.session_state["am_layer"] = handle.last_spatial_layer()
+if selection.layer != st.session_state.get(state.ACTIVATION_SIDEBAR_LAYER):  # follow the sidebar when it changes
+    if state.ACTIVATION_SIDEBAR_LAYER in st.session_state and selection.layer in spatial:
+        st.session_state[state.ACTIVATION_LAYER] = selection.layer
+    st.session_state[state.ACTIVATION_SIDEBAR_LAYER] = selection.layer
+if st.session_state.get(state.ACTIVATION_LAYER) not in spatial:
+    st.session_state[state.ACTIVATION_LAYER] = handle.last_spatial_layer()
 with st.sidebar:
     cam_layer = st.selectbox(
         "Layer for CAM methods",
         spatial,
-        key="am_layer",
+        key=state.ACTIVATION_LAYER,
         help="Starts at the last convolutional block (the usual choice) and follows the sidebar's layer when you "
         "change it.",
     )
@@ -152,8 +152,8 @@ with faith_tab:
         "should restore it fast (**insertion**: large area is good)."
     )
     if st.button("Measure faithfulness", key="am_faith"):
-        st.session_state["am_faith_on"] = True
-    if st.session_state.get("am_faith_on"):
+        st.session_state[state.FAITHFULNESS_ON] = True
+    if st.session_state.get(state.FAITHFULNESS_ON):
         report = cache.faithfulness(handle.key, entry.key, chosen, target, cam_layer, handle, entry.image)
         st.plotly_chart(figures.faithfulness_curves(report), width="stretch", key="am_faith_chart")
         st.markdown(
@@ -171,8 +171,8 @@ with sanity_tab:
         "methods that mostly show the image, not the model (guided backprop is the textbook case)."
     )
     if st.button("Run the sanity check", key="am_sanity"):
-        st.session_state["am_sanity_on"] = True
-    if st.session_state.get("am_sanity_on"):
+        st.session_state[state.SANITY_ON] = True
+    if st.session_state.get(state.SANITY_ON):
         methods = tuple(dict.fromkeys(("saliency", "gradcam", "guided_backprop", *chosen)))[:5]
         check = cache.sanity(handle.key, entry.key, methods, target, cam_layer, handle, entry.image)
         st.plotly_chart(figures.sanity_chart(check), width="stretch", key="am_sanity_chart")

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 import vis_core
-from dashboard import escape, live, sidebar
+from dashboard import escape, live, sidebar, state
 from vis_core.dream import MAX_OCTAVES, deep_dream
 
 selection = sidebar.current()
@@ -75,7 +75,7 @@ if st.button("Dream", type="primary", key="dd_go"):
             ),
             key="dd",
         )
-        st.session_state["dd_result"] = (settings, result)
+        st.session_state[state.DEEP_DREAM_RESULT] = (settings, result)
     except vis_core.VisCoreError as exc:
         st.error(escape.markdown(exc))
 
@@ -91,7 +91,7 @@ if stopped := live.partial("dd"):
         "Download the dream so far (PNG)", live.png_bytes(stopped.image), "deep-dream-partial.png", "image/png"
     )
     st.stop()
-stored = st.session_state.get("dd_result")
+stored = st.session_state.get(state.DEEP_DREAM_RESULT)
 if stored is None:
     st.caption("Choose the settings on the left and press Dream. Four octaves of ten steps take a few seconds.")
     st.stop()

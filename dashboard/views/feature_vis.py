@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import escape, live, sidebar
+from dashboard import escape, live, sidebar, state
 from vis_core.featurevis import feature_visualization
 from vis_core.optim import MAX_SIZE
 
@@ -73,11 +73,11 @@ if st.button("Render", type="primary", key="fv_go"):
             ),
             key="fv",
         )
-        st.session_state["fv_result"] = (mode, handle.key, result)
+        st.session_state[state.FEATURE_VIS_RESULT] = (mode, handle.key, result)
     except vis_core.VisCoreError as exc:
         st.error(escape.markdown(exc))
 
-stored = st.session_state.get("fv_result")
+stored = st.session_state.get(state.FEATURE_VIS_RESULT)
 if stored is None:
     st.caption("Press Render. 128 steps at 224 pixels take a few seconds on a CPU.")
     st.stop()

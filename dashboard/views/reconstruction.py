@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import escape, live, sidebar
+from dashboard import escape, live, sidebar, state
 from vis_core.inversion import reconstruct
 
 selection = sidebar.current()
@@ -48,11 +48,11 @@ if one or many:
                     key=f"rc_{index}",
                 )
             )
-        st.session_state["rc_results"] = results
+        st.session_state[state.RECONSTRUCTION_RESULTS] = results
     except vis_core.VisCoreError as exc:
         st.error(escape.markdown(exc))
 
-results = st.session_state.get("rc_results")
+results = st.session_state.get(state.RECONSTRUCTION_RESULTS)
 if not results:
     st.caption("Press a button. 150 steps take a few seconds per layer on a CPU.")
     st.stop()

@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, figures, jobs, sidebar
+from dashboard import cache, escape, figures, jobs, sidebar, state
 from vis_core import training as lab
 from vis_core.datasets import DATASETS, OFFLINE_DATASETS
 
@@ -45,9 +45,9 @@ def _start(name: str, settings: dict) -> None:
     try:
         job.start()
     except jobs.Busy as exc:
-        st.session_state["lab_flash"] = str(exc)
+        st.session_state[state.LAB_FLASH] = str(exc)
         return
-    st.session_state["lab_job"] = job
+    st.session_state[state.LAB_JOB] = job
 
 
 @st.fragment
@@ -98,21 +98,21 @@ def train_controls(busy: bool) -> None:
         st.rerun(scope="app")
 
 
-job: jobs.Job | None = st.session_state.get("lab_job")
+job: jobs.Job | None = st.session_state.get(state.LAB_JOB)
 busy = job is not None and job.running
 
 with st.expander("Train a new network", expanded=job is None):
     train_controls(busy)
 
-if message := st.session_state.pop("lab_flash", None):
+if message := st.session_state.pop(state.LAB_FLASH, None):
     st.warning(escape.markdown(message))
-if outcome := st.session_state.pop("lab_outcome", None):
+if outcome := st.session_state.pop(state.LAB_OUTCOME, None):
     (st.success if outcome[0] == "success" else st.error)(escape.markdown(outcome[1]))
 
 
 @st.fragment(run_every=1.0)
 def live_progress() -> None:
-    current: jobs.Job | None = st.session_state.get("lab_job")
+    current: jobs.Job | None = st.session_state.get(state.LAB_JOB)
     if current is None:
         return
     fraction, message, history = current.snapshot()
@@ -125,18 +125,18 @@ def live_progress() -> None:
             st.plotly_chart(figures.training_curves(list(history)), width="stretch", key="lab_live_curves")
         return
     if current.error is not None:
-        st.session_state["lab_outcome"] = ("error", f"Training {current.name} failed: {current.error}")
+        st.session_state[state.LAB_OUTCOME] = ("error", f"Training {current.name} failed: {current.error}")
     elif current.result is not None:
         run: lab.Run = current.result
         last = run.snapshots[-1].metrics["test_accuracy"]
         verb = "was stopped; what it learned so far is kept" if run.stopped else "finished"
-        st.session_state["lab_outcome"] = (
+        st.session_state[state.LAB_OUTCOME] = (
             "success",
             f"Training {run.name} {verb}: test accuracy {last:.1%} after {run.snapshots[-1].label}. "
             "It is now a model in the sidebar.",
         )
-        st.session_state["lab_run"] = run.name
-    del st.session_state["lab_job"]
+        st.session_state[state.LAB_RUN] = run.name
+    del st.session_state[state.LAB_JOB]
     sidebar.run_models.clear()
     st.rerun(scope="app")  # the runs list and the sidebar's models change
 
@@ -156,10 +156,10 @@ if not runs:
 
 st.header("Runs")
 names = [run.name for run in runs]
-if st.session_state.get("lab_run") not in names:  # the run in use in the sidebar, else the newest
+if st.session_state.get(state.LAB_RUN) not in names:  # the run in use in the sidebar, else the newest
     in_use = selection.handle.name.removeprefix(cache.RUN_PREFIX)
-    st.session_state["lab_run"] = in_use if in_use in names else names[0]
-chosen = st.selectbox("Run", names, key="lab_run")
+    st.session_state[state.LAB_RUN] = in_use if in_use in names else names[0]
+chosen = st.selectbox("Run", names, key=state.LAB_RUN)
 run = next(r for r in runs if r.name == chosen)
 settings = run.settings
 run_key = f"{run.name}@{run.snapshots[-1].weights.stat().st_mtime_ns}"
@@ -185,7 +185,7 @@ with b2.popover("Delete this run"):
     if st.button("Yes, delete it", type="primary", key="lab_delete"):
         lab.delete_run(run.path)
         sidebar.run_models.clear()
-        st.session_state.pop("lab_run", None)
+        st.session_state.pop(state.LAB_RUN, None)
         st.rerun()
 
 # -------------------------------------------------------------- evolution

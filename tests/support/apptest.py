@@ -23,7 +23,11 @@ def clear_caches():
 
 
 def start(page: str | None = None, **state) -> AppTest:
-    """A fresh session with ``state`` set before its first run, on ``page``; no exception raised."""
+    """A fresh session on ``page`` with ``state`` set before its first run; no exception raised.
+
+    The keys are those named in ``dashboard.state`` (``start(page, **{LAYER: "features.2"})``)
+    or a page's own widget keys (``start(page, fm_show="Top-N by max")``).
+    """
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for key, value in state.items():
         at.session_state[key] = value
