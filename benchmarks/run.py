@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 
+from vis_core.loading import resolve_device
 from vis_core.memory import keep_freed_memory
-from vis_core.models import resolve_device
 
 from . import (
     bench_allocator,

@@ -187,6 +187,27 @@ def test_guard_restores_everything_after_exception(tiny: ModelHandle):
     assert state_dict_hash(tiny.model) != before_hash
 
 
+def test_guard_removes_only_the_hooks_added_inside(tiny: ModelHandle):
+    seen = []
+    first = list(tiny.model.modules())[1]
+    kept = first.register_forward_hook(lambda *a: seen.append("kept"))  # the caller's own, from before
+    try:
+        with pytest.raises(RuntimeError, match="boom"), tiny.guard() as model:
+            first.register_forward_hook(lambda *a: seen.append("new"), with_kwargs=True, always_call=True)
+            first.register_forward_pre_hook(lambda *a: seen.append("new pre"))
+            model.register_full_backward_hook(lambda *a: None)
+            with tiny.guard():  # nested: the outer block's hooks survive the inner block
+                pass
+            assert hook_count(model) == 4
+            raise RuntimeError("boom")
+        assert hook_count(tiny.model) == 1
+        tiny.model(torch.zeros(1, tiny.input_channels, *tiny.input_size))
+        assert seen == ["kept"]
+    finally:
+        kept.remove()
+    assert hook_count(tiny.model) == 0
+
+
 def test_feature_maps_leave_model_untouched(tiny: ModelHandle):
     image = vis_core.sample_image("rocket")
     before_state, before_hash = _model_state(tiny.model), state_dict_hash(tiny.model)

@@ -208,7 +208,7 @@ def test_class_names_are_not_plotly_markup():
     from dashboard import figures
 
     names = ('<a href="https://evil.example">cat</a>', "<b>dog</b>")
-    prediction = vis_core.models.Prediction((0, 1), names, (0.6, 0.4))
+    prediction = vis_core.Prediction((0, 1), names, (0.6, 0.4))
     bars = figures.prediction_bars(prediction).to_plotly_json()
     assert not any("<a" in label or "<b>" in label for label in bars["data"][0]["y"])
     assert "&lt;a href" in bars["data"][0]["y"][-1]

@@ -26,7 +26,10 @@ def test_packaged_checkpoint_is_torchvisions_file():
     path = weights_io.packaged_checkpoint("mobilenet_v2-b0353104.pth")
     assert path is not None and path.name == weights_io.checkpoint_name(V1)
     assert weights_io.sha256_of(path).startswith("b0353104")
-    weights_io.verify_checkpoint(path)  # does not raise
+    assert weights_io.expected_hash_prefix(path.name) == "b0353104"
+    weights_io.verify_checkpoint(path)  # the file's hash has the prefix its name promises...
+    with pytest.raises(vis_core.ModelError, match="damaged"):  # ...which is really checked
+        weights_io.verify_checkpoint(path, "mobilenet_v2-00000000.pth")
 
 
 def test_packaged_file_is_verified_and_placed_in_hub_cache(empty_hub):

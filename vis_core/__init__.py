@@ -24,19 +24,12 @@ from .filters import Filters, filters
 from .hooks import capture, hook_count
 from .images import ALLOWED_FORMATS, MAX_BYTES, MAX_PIXELS, SAMPLE_IMAGES, load_image, sample_image, sample_names
 from .inversion import Reconstruction, reconstruct
+from .layers import LayerInfo
+from .loading import DEFAULT_MODEL, classification_models, load_factory, load_model
 from .memory import keep_freed_memory
 from .metrics import Faithfulness, FaithfulnessReport, SanityCheck, faithfulness, sanity_check
-from .models import (
-    DEFAULT_MODEL,
-    LayerInfo,
-    ModelHandle,
-    Prediction,
-    classification_models,
-    load_factory,
-    load_model,
-    predict,
-    state_dict_hash,
-)
+from .models import ModelHandle, state_dict_hash
+from .prediction import Prediction, predict
 from .projection import Projection, project
 from .training import Run, RunError, list_runs, load_run, runs_dir, train
 

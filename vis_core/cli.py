@@ -73,7 +73,7 @@ def _image_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from .models import load_factory, load_model
+    from .loading import load_factory, load_model
 
     if args.model and ":" in args.model:  # the person at the terminal names their own code
         return load_factory(args.model, device=args.device)
@@ -113,7 +113,7 @@ def _predict_args(parser: argparse.ArgumentParser) -> None:
 
 @command("predict", "top-k classes of an image", _predict_args)
 def _predict(args: argparse.Namespace) -> dict[str, Any]:
-    from .models import predict
+    from .prediction import predict
 
     handle = _load(args)
     prediction = predict(handle, _image(args), k=args.top)
@@ -235,7 +235,7 @@ def _weights_args(parser: argparse.ArgumentParser) -> None:
 @command("weights", "where the model's weights come from (hub cache, offline package, download)", _weights_args)
 def _weights(args: argparse.Namespace) -> dict[str, Any]:
     from . import weights as weights_io
-    from .models import DEFAULT_MODEL, resolve_weights
+    from .loading import DEFAULT_MODEL, resolve_weights
 
     name = args.model or DEFAULT_MODEL
     enum = resolve_weights(name, args.weights)

@@ -2,9 +2,10 @@
 
 Uploaded weights never execute code: ``.safetensors`` files are read with safetensors, and
 ``.pt``/``.pth`` files with ``torch.load(..., weights_only=True)``, which refuses any pickle
-that holds more than tensors and plain containers. Nothing else is unpickled and
-``torch.jit.load`` is never used (``THREATS.md``). The class count comes from the shape of
-the classifier's weight; a first convolution with one input channel makes a greyscale model.
+that holds more than tensors and plain containers. Nothing else is unpickled, and
+``torch.jit.load`` (which runs the code stored in the file) is never used. The class count
+comes from the shape of the classifier's weight; a first convolution with one input channel
+makes a greyscale model.
 
 Sizes are checked before anything is materialised, because a small file can declare huge
 tensors: a compressed ``.pt`` archive may unpack to gigabytes, a stride-0 tensor may claim a
@@ -37,6 +38,7 @@ import torch
 import torchvision
 from torch import nn
 
+from . import surgery
 from .errors import ModelError
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -185,13 +187,6 @@ def _classes_from(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int:
     return classes
 
 
-def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name, module
-    return None
-
-
 def build_from_weights(arch: str, state: Mapping[str, torch.Tensor]) -> tuple[nn.Module, bool, int]:
     """A torchvision ``arch`` shaped to fit ``state`` (class count, 1-channel input), loaded.
 
@@ -210,7 +205,7 @@ def build_from_weights(arch: str, state: Mapping[str, torch.Tensor]) -> tuple[nn
     except Exception as exc:
         raise ModelError(f"Cannot build {arch} with {classes} classes: {str(exc)[:100]}") from exc
     grayscale = False
-    first = _first_conv(model)
+    first = surgery.first_conv(model)
     if first is not None:
         name, conv = first
         key = f"{name}.weight"
@@ -225,8 +220,7 @@ def build_from_weights(arch: str, state: Mapping[str, torch.Tensor]) -> tuple[nn
                 conv.groups,
                 conv.bias is not None,
             )
-            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-            setattr(parent, name.rsplit(".", 1)[-1], replacement)
+            surgery.replace_module(model, name, replacement)
             grayscale = True
     expected = model.state_dict()
     wrong = [k for k, v in state.items() if k in expected and expected[k].shape != v.shape]

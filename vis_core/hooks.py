@@ -11,6 +11,9 @@ any uncloned tensor that was modified after all, so the caller can redo the pass
 
 Raising :class:`StopForward` from a hook ends the forward pass early, once every requested
 layer has been seen: techniques never pay for the layers after the deepest one they read.
+
+The model handle's guard removes, through :func:`removing_new_hooks`, any hook a technique
+registered and forgot; :func:`hook_count` lets tests prove none is left.
 """
 
 from __future__ import annotations
@@ -176,6 +179,32 @@ def run_forward(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor | None:
         return model(inputs)
     except StopForward:
         return None
+
+
+#: The dicts, by hook id, in which ``nn.Module`` keeps a module's hooks. PyTorch has no public
+#: way to list the hooks of a module, so :func:`removing_new_hooks` and :func:`hook_count` read them.
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+@contextmanager
+def removing_new_hooks(modules: Iterable[nn.Module]) -> Iterator[None]:
+    """Remove every hook registered on ``modules`` inside the block, when it ends (also after an
+    exception); hooks that were there before stay.
+
+    Hook ids come from one counter shared by every module, so one set of the ids present at the
+    start tells old hooks from new. A removed forward hook may leave its id in the module's
+    options dicts (``with_kwargs``, ``always_call``): PyTorch reads those only for hooks still
+    registered, and never reuses an id.
+    """
+    hook_dicts = [module.__dict__.get(kind, {}) for module in modules for kind in _HOOK_DICTS]
+    before = {hook_id for hooks in hook_dicts for hook_id in hooks}
+    try:
+        yield
+    finally:
+        for hooks in hook_dicts:
+            if hooks:
+                for hook_id in [hook_id for hook_id in hooks if hook_id not in before]:
+                    del hooks[hook_id]
 
 
 def hook_count(model: nn.Module) -> int:

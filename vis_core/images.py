@@ -1,7 +1,7 @@
 """Safe decoding of user images, and the bundled sample photos.
 
 Everything a person can upload, photograph or pass on the command line comes through
-:func:`load_image`. The rules (see ``THREATS.md``):
+:func:`load_image`, which treats every file as hostile. The rules:
 
 * The format is decided by the file's *content* (magic bytes), never by its name, and only
   :data:`ALLOWED_FORMATS` are decoded. Everything else (PDF, PSD, TIFF, SVG, HTML, zip...)
@@ -32,6 +32,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import arrays
 from .errors import ImageError
 
 #: Formats decoded at all, as Pillow names them. Detected from the content, not the name.
@@ -232,7 +233,7 @@ def _rescale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
         scaled = (array - low) / (high - low)
     else:
         scaled = np.zeros_like(array)
-    return np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
+    return arrays.to_uint8(scaled)
 
 
 def image_digest(image: Image.Image) -> str:

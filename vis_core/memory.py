@@ -2,11 +2,10 @@
 
 Why: glibc's malloc hands large freed blocks back to the kernel (``munmap``, or trimming the
 top of the heap) once its adaptive thresholds say so. The next call then touches fresh pages,
-and the kernel faults them in and zeroes them one 4 KiB page at a time, ~2 us each. Whether a
-process falls into that depends on its allocation history: in ``--suite allocator`` one of three
-fresh processes did (3,686 faults per forward+backward pass of MobileNetV2, 20,345 per 8 steps
-of feature visualisation), and in the attribution benchmark's process forward+backward took
-2,100-2,500 faults per call, 10-14% of its time. With this setting: none, in every process.
+and the kernel faults them in and zeroes them one 4 KiB page at a time. Whether a process falls
+into that depends on its allocation history, so the same call can be fast in one process and
+slow in the next; ``benchmarks/bench_allocator.py`` measures it (results in
+``benchmarks/results/``).
 
 :func:`keep_freed_memory` raises glibc's mmap and trim thresholds (``mallopt``) so freed
 blocks up to a bound stay in the process for the next call. PyTorch's CPU performance guide

@@ -38,7 +38,8 @@ from torch import nn
 
 from .datasets import DATASETS, Dataset, load_dataset
 from .errors import ModelError, ParameterError, VisCoreError
-from .models import ModelHandle, resolve_device
+from .loading import resolve_device
+from .models import ModelHandle
 
 #: Server-side caps for the lab (the dashboard's sliders stay inside them).
 MAX_EPOCHS = 50
