@@ -27,8 +27,8 @@ from PIL import Image
 
 import vis_core
 from dashboard import state
-from vis_core import FeatureMaps, ModelHandle, Prediction
-from vis_core import training as lab
+from vis_core import FeatureMaps, ModelHandle, Prediction, evolution
+from vis_core import runs as lab
 from vis_core.filters import Filters, filters
 
 TTL_SECONDS = 3600
@@ -92,13 +92,13 @@ def layer_filters(model_key: str, layer: str, _handle: ModelHandle) -> Filters:
 @st.cache_data(max_entries=16, ttl=TTL_SECONDS, show_spinner="Reading the snapshots…")
 def kernel_history(run_key: str, _run: lab.Run) -> tuple[str, np.ndarray]:
     """First-layer kernels at every snapshot of a run."""
-    return lab.filter_history(_run)
+    return evolution.filter_history(_run)
 
 
 @st.cache_data(max_entries=32, ttl=TTL_SECONDS, show_spinner="Running every snapshot…")
 def feature_map_history(run_key: str, image_index: int, layer: str, _run: lab.Run) -> np.ndarray:
     """One test image's feature maps at ``layer`` for every snapshot of a run."""
-    return lab.feature_map_history(_run, image_index, layer)
+    return evolution.feature_map_history(_run, image_index, layer)
 
 
 @st.cache_resource(max_entries=12, ttl=TTL_SECONDS, show_spinner="Running the network…")

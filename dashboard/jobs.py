@@ -10,7 +10,6 @@ every viewer). The stop button sets an event the work polls between steps.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,17 +38,11 @@ class Job:
         self.detail: Any = None
         self.result: Any = None
         self.error: BaseException | None = None
-        self.started = 0.0
-        self.finished = 0.0
         self._thread: threading.Thread | None = None
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def done(self) -> bool:
-        return self._thread is not None and not self._thread.is_alive()
 
     def start(self) -> None:
         """Start the work; raises :class:`Busy` when the server is already at its limit."""
@@ -57,7 +50,6 @@ class Job:
             return  # started already: a second click changes nothing
         if not _SLOTS.acquire(blocking=False):
             raise Busy(f"{MAX_RUNNING} long jobs are already running on this server; try again in a moment.")
-        self.started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"job-{self.name}", daemon=True)
         self._thread.start()
 
@@ -67,17 +59,12 @@ class Job:
         except BaseException as exc:  # noqa: BLE001 - reported to the page, never lost
             self.error = exc
         finally:
-            self.finished = time.monotonic()
             _SLOTS.release()
 
     def stop(self) -> None:
         self._stop.set()
 
     def should_stop(self) -> bool:
-        return self._stop.is_set()
-
-    @property
-    def stop_requested(self) -> bool:
         return self._stop.is_set()
 
     def report(self, fraction: float, message: str, detail: Any = None) -> None:

@@ -247,7 +247,7 @@ def test_a_run_trained_from_the_cli_is_in_the_dashboards_runs_folder(capsys, tmp
     monkeypatch.setenv("VIS_CORE_RUNS", str(tmp_path))
     code, stdout, _ = run_cli(capsys, "train", "--epochs", "1", "--arch", "tinyvgg", "--out", "cli-run", "--json")
     assert code == 0 and json.loads(stdout)["run"] == str(tmp_path / "cli-run")
-    assert vis_core.training.runs_dir() == tmp_path and cache.offered("run:cli-run")
+    assert vis_core.runs.runs_dir() == tmp_path and cache.offered("run:cli-run")
     assert [run.name for run in vis_core.list_runs()[0]] == ["cli-run"]
     code, _, _ = run_cli(capsys, "filters", "--run", "cli-run", "--layer", "conv1a", "--out", str(tmp_path / "k.png"))
     assert code == 0

@@ -15,6 +15,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+import vis_core.evolution
+import vis_core.runs
 import vis_core.training
 from dashboard.state import (
     CHANNEL,
@@ -252,7 +254,7 @@ def test_training_lab_stop_keeps_progress(runs_dir):
     assert job.wait(120)
     at.run()
     assert any("was stopped" in shown(s.value) for s in at.success), [s.value for s in at.success]
-    run = vis_core.training.load_run(runs_dir / "stopped-run")
+    run = vis_core.runs.load_run(runs_dir / "stopped-run")
     assert run.stopped and run.snapshots[-1].epoch < 20
 
 
@@ -384,7 +386,7 @@ def test_a_run_stopped_before_its_first_step_shows_in_the_lab(runs_dir):
     """Only the untrained snapshot was kept (Stop pressed while the data loaded): the lab explains it."""
     run = vis_core.training.train("digits", "tinyvgg", epochs=3, out=runs_dir / "early-stop", should_stop=lambda: True)
     assert run.stopped and len(run.snapshots) == 1
-    assert vis_core.training.weight_change(vis_core.training.filter_history(run)[1]).shape == (0, 16)
+    assert vis_core.evolution.weight_change(vis_core.evolution.filter_history(run)[1]).shape == (0, 16)
     at = start(LAB)
     assert "stopped before its first training step" in " ".join(info.value for info in at.info)
     assert len(charts(at)) >= 2  # the curves and the filters still draw

@@ -24,7 +24,8 @@ from streamlit.testing.v1 import AppTest
 import vis_core
 from dashboard.state import CHANNEL, LAB_RUN, MODEL_NAME
 from tests.support.apptest import APP, TIMEOUT, start
-from vis_core import ModelError, ParameterError, custom
+from vis_core import ModelError, ParameterError, custom, disk_budget
+from vis_core import runs as lab_runs
 from vis_core import training as lab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,7 +293,7 @@ def test_nan_weights_are_explained(monkeypatch):
 
 # ------------------------------------------------------------------ 5. the disk
 def test_a_run_past_the_caps_is_refused_before_it_writes(tmp_path):
-    estimate = lab.estimate_for("digits", "notebook", epochs=20, batch_size=16, snapshot_every=1)
+    estimate = disk_budget.estimate_for("digits", "notebook", epochs=20, batch_size=16, snapshot_every=1)
     assert estimate.snapshots == 1 + 20 * 90 and estimate.bytes > 20 * 2**30  # the 22 GiB
     with pytest.raises(ParameterError, match="MAX_SNAPSHOTS"):
         lab.train("digits", "notebook", epochs=20, batch_size=16, snapshot_every=1, out=tmp_path / "huge")
@@ -301,14 +302,14 @@ def test_a_run_past_the_caps_is_refused_before_it_writes(tmp_path):
 
 def test_the_estimate_matches_what_a_run_writes(tmp_path):
     run = lab.train("digits", "tinyvgg", epochs=2, batch_size=64, snapshot_every=10, out=tmp_path / "small")
-    estimate = lab.estimate_for("digits", "tinyvgg", epochs=2, batch_size=64, snapshot_every=10)
+    estimate = disk_budget.estimate_for("digits", "tinyvgg", epochs=2, batch_size=64, snapshot_every=10)
     assert estimate.snapshots == len(run.snapshots)
-    assert abs(estimate.bytes - lab.folder_bytes(run.path)) < 0.1 * lab.folder_bytes(run.path)
+    assert abs(estimate.bytes - disk_budget.folder_bytes(run.path)) < 0.1 * disk_budget.folder_bytes(run.path)
 
 
 def test_the_runs_folder_has_a_total_cap(tmp_path, monkeypatch):
     lab.train("digits", "tinyvgg", epochs=1, out=tmp_path / "first")
-    monkeypatch.setattr(lab, "MAX_RUNS_BYTES", lab.folder_bytes(tmp_path) + 1000)
+    monkeypatch.setattr(disk_budget, "MAX_RUNS_BYTES", disk_budget.folder_bytes(tmp_path) + 1000)
     with pytest.raises(ParameterError, match="MAX_RUNS_BYTES"):
         lab.train("digits", "tinyvgg", epochs=1, out=tmp_path / "second")
 
@@ -328,7 +329,7 @@ def test_two_trainings_with_one_name_never_share_a_folder(tmp_path):
         def claim(folder=folder, barrier=barrier, outcomes=outcomes):
             barrier.wait()
             try:
-                lab._claim_folder(folder)
+                lab_runs.claim_folder(folder)
                 outcomes.append("claimed")
             except ParameterError:
                 outcomes.append("refused")
@@ -344,8 +345,8 @@ def test_two_trainings_with_one_name_never_share_a_folder(tmp_path):
 def test_run_names_are_whole_matches():
     for bad in ("abc\n", "a/b", "../x", "", ".hidden", "x" * 65):
         with pytest.raises(ParameterError):
-            lab.check_run_name(bad)
-    assert lab.check_run_name("digits-first_try.2") == "digits-first_try.2"
+            lab_runs.check_run_name(bad)
+    assert lab_runs.check_run_name("digits-first_try.2") == "digits-first_try.2"
 
 
 # ------------------------------------------------------------ 6. a damaged record
@@ -360,7 +361,7 @@ def runs_with_a_damaged_one(tmp_path, monkeypatch):
 
 
 def test_a_damaged_run_is_listed_with_its_reason(runs_with_a_damaged_one):
-    runs, problems = lab.list_runs()
+    runs, problems = lab_runs.list_runs()
     assert [run.name for run in runs] == ["good"]
     assert "created" in problems["bad"]
 

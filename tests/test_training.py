@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import vis_core
-from vis_core import datasets
-from vis_core import training as lab
+from vis_core import datasets, evolution, training
+from vis_core import runs as lab_runs
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +20,9 @@ def digits() -> datasets.Dataset:
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory, digits) -> lab.Run:
+def small_run(tmp_path_factory, digits) -> lab_runs.Run:
     out = tmp_path_factory.mktemp("runs") / "digits-2"
-    return lab.train("digits", "notebook", epochs=2, seed=0, out=out, data=digits, snapshot_every=10)
+    return training.train("digits", "notebook", epochs=2, seed=0, out=out, data=digits, snapshot_every=10)
 
 
 def test_digits_dataset(digits):
@@ -74,16 +74,16 @@ def test_snapshot_reloaded_predicts_exactly_as_saved(small_run, digits):
     mean, std = digits.normalization()
     x = (digits.test_x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
     for snapshot in small_run.snapshots:
-        accuracy, loss = lab.evaluate(lab.load_run(small_run.path).model(snapshot.index), x, digits.test_y)
+        accuracy, loss = training.evaluate(lab_runs.load_run(small_run.path).model(snapshot.index), x, digits.test_y)
         assert accuracy == snapshot.metrics["test_accuracy"]
         assert loss == snapshot.metrics["test_loss"]
 
 
 def test_same_seed_gives_bitwise_identical_snapshots(tmp_path):
     data = datasets.make_shapes(seed=2, per_class=30)
-    a = lab.train("shapes", "tinyvgg", epochs=2, seed=7, out=tmp_path / "a", data=data)
-    b = lab.train("shapes", "tinyvgg", epochs=2, seed=7, out=tmp_path / "b", data=data)
-    c = lab.train("shapes", "tinyvgg", epochs=1, seed=8, out=tmp_path / "c", data=data)
+    a = training.train("shapes", "tinyvgg", epochs=2, seed=7, out=tmp_path / "a", data=data)
+    b = training.train("shapes", "tinyvgg", epochs=2, seed=7, out=tmp_path / "b", data=data)
+    c = training.train("shapes", "tinyvgg", epochs=1, seed=8, out=tmp_path / "c", data=data)
     for snapshot in a.snapshots:
         left, right = a.state_dict(snapshot.index), b.state_dict(snapshot.index)
         assert left.keys() == right.keys()
@@ -96,7 +96,7 @@ def test_training_leaves_global_rng_alone(tmp_path):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    lab.train("shapes", "notebook", epochs=1, seed=0, out=tmp_path / "r", data=data)
+    training.train("shapes", "notebook", epochs=1, seed=0, out=tmp_path / "r", data=data)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -106,7 +106,7 @@ def test_stop_keeps_what_was_trained(tmp_path, digits):
     def on_step(step, total, progress):
         steps.append(step)
 
-    run = lab.train(
+    run = training.train(
         "digits",
         "notebook",
         epochs=5,
@@ -119,21 +119,21 @@ def test_stop_keeps_what_was_trained(tmp_path, digits):
     assert run.stopped and len(steps) == 30
     last = run.snapshots[-1]
     assert last.step == 30 and 1 < last.epoch < 2  # 23 steps per epoch on digits
-    assert lab.load_run(run.path).stopped
+    assert lab_runs.load_run(run.path).stopped
 
 
 def test_parameters_are_checked(tmp_path):
     with pytest.raises(vis_core.ParameterError, match="epochs"):
-        lab.train(epochs=0, out=tmp_path / "x")
+        training.train(epochs=0, out=tmp_path / "x")
     with pytest.raises(vis_core.ParameterError, match="architecture"):
-        lab.train(arch="resnet", out=tmp_path / "x")
+        training.train(arch="resnet", out=tmp_path / "x")
     with pytest.raises(vis_core.ParameterError, match="not allowed"):
-        lab.check_run_name("../evil")
+        lab_runs.check_run_name("../evil")
     existing = tmp_path / "busy"
     existing.mkdir()
     (existing / "file").write_text("x")
     with pytest.raises(vis_core.ParameterError, match="exists"):
-        lab.train(epochs=1, out=existing, data=datasets.make_shapes(per_class=5))
+        training.train(epochs=1, out=existing, data=datasets.make_shapes(per_class=5))
 
 
 def test_corrupt_and_missing_runs(tmp_path, small_run):
@@ -148,19 +148,19 @@ def test_corrupt_and_missing_runs(tmp_path, small_run):
     shutil.rmtree(root / "no-snapshots" / "snapshots")
     (root / "stray-file.txt").write_text("not a run")
 
-    runs, problems = lab.list_runs(root)
+    runs, problems = lab_runs.list_runs(root)
     assert [r.name for r in runs] == ["bad-weights", "good"] or {r.name for r in runs} == {"good", "bad-weights"}
     assert set(problems) == {"no-json", "bad-json", "no-weights", "no-snapshots"}
     assert "run.json is missing" in problems["no-json"] and "corrupt" in problems["bad-json"]
-    with pytest.raises(lab.RunError, match="corrupt"):
-        lab.load_run(root / "bad-weights").model(2)
-    lab.load_run(root / "bad-weights").model(1)  # other snapshots still load
-    with pytest.raises(lab.RunError, match="no run folder"):
-        lab.load_run(root / "missing")
-    with pytest.raises(lab.RunError, match="not a run folder"):
-        lab.delete_run(root / "no-json")
+    with pytest.raises(lab_runs.RunError, match="corrupt"):
+        lab_runs.load_run(root / "bad-weights").model(2)
+    lab_runs.load_run(root / "bad-weights").model(1)  # other snapshots still load
+    with pytest.raises(lab_runs.RunError, match="no run folder"):
+        lab_runs.load_run(root / "missing")
+    with pytest.raises(lab_runs.RunError, match="not a run folder"):
+        lab_runs.delete_run(root / "no-json")
     assert (root / "no-json").exists()
-    lab.delete_run(root / "good")
+    lab_runs.delete_run(root / "good")
     assert not (root / "good").exists() and (root / "bad-weights").exists()
 
 
@@ -177,8 +177,8 @@ def test_weights_are_loaded_safely(tmp_path, small_run):
     root = tmp_path / "evil"
     shutil.copytree(small_run.path, root)
     (root / "snapshots" / "0001.pt").write_bytes(pickle.dumps(Evil(), protocol=2))
-    with pytest.raises(lab.RunError):
-        lab.load_run(root).state_dict(1)
+    with pytest.raises(lab_runs.RunError):
+        lab_runs.load_run(root).state_dict(1)
     assert not canary.exists()
 
 
@@ -197,14 +197,14 @@ def test_run_handle_works_with_every_engine_call(small_run):
 
 
 def test_evolution_views_match_snapshots(small_run):
-    layer, history = lab.filter_history(small_run)
+    layer, history = evolution.filter_history(small_run)
     assert layer == "conv1" and history.shape == (len(small_run.snapshots), 32, 1, 5, 5)
     for snapshot in small_run.snapshots:
         np.testing.assert_array_equal(history[snapshot.index], small_run.state_dict(snapshot.index)["conv1.weight"])
-    changes = lab.weight_change(history)
+    changes = evolution.weight_change(history)
     manual = np.linalg.norm((history[2] - history[1]).reshape(32, -1), axis=1)
     np.testing.assert_allclose(changes[1], manual, rtol=1e-5)
-    maps = lab.feature_map_history(small_run, 3, "relu1")
+    maps = evolution.feature_map_history(small_run, 3, "relu1")
     images, _ = small_run.test_samples()
     x = small_run.normalize(images[3:4])
     for snapshot in small_run.snapshots:
@@ -216,7 +216,7 @@ def test_evolution_views_match_snapshots(small_run):
 def test_kernel_animation_frames_are_the_snapshots(small_run):
     from dashboard import figures
 
-    _, history = lab.filter_history(small_run)
+    _, history = evolution.filter_history(small_run)
     frames = history[:, :, 0]
     labels = [s.label for s in small_run.snapshots]
     figure = figures.kernel_animation(frames, labels)

@@ -31,7 +31,8 @@ from .metrics import Faithfulness, FaithfulnessReport, SanityCheck, faithfulness
 from .models import ModelHandle, state_dict_hash
 from .prediction import Prediction, predict
 from .projection import Projection, project
-from .training import Run, RunError, list_runs, load_run, runs_dir, train
+from .runs import Run, RunError, list_runs, load_run, runs_dir
+from .training import train
 
 __all__ = [
     "ALLOWED_FORMATS",

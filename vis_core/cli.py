@@ -295,7 +295,7 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 def _handle_or_run(args: argparse.Namespace):
     if getattr(args, "run", None):
-        from .training import load_run, run_path
+        from .runs import load_run, run_path
 
         return load_run(run_path(args.run)).handle(device=args.device)
     return _load(args)
@@ -303,7 +303,7 @@ def _handle_or_run(args: argparse.Namespace):
 
 def _train_args(parser: argparse.ArgumentParser) -> None:
     from .datasets import DATASETS
-    from .training import ARCHITECTURES
+    from .nets import ARCHITECTURES
 
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="notebook")

@@ -137,7 +137,7 @@ def _split(name: str, images: torch.Tensor, labels: np.ndarray, classes, seed: i
 
 def _digits_table() -> np.ndarray:
     """scikit-learn's ``digits.csv.gz`` (64 pixels and the label per row), read directly:
-    importing scikit-learn itself takes seconds, the file a few milliseconds."""
+    importing scikit-learn itself is far slower than reading this one file."""
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
         raise DatasetError("scikit-learn is not installed, so the digits dataset is unavailable.")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
 import streamlit as st
 
 import vis_core
 from dashboard import cache, escape, figures, jobs, sidebar, state
-from vis_core import training as lab
-from vis_core.datasets import DATASETS, OFFLINE_DATASETS
+from vis_core import disk_budget, evolution, nets, runs, training
+from vis_core.datasets import DATASETS, OFFLINE_DATASETS, data_root
 
 selection = sidebar.current()
 
@@ -30,18 +30,18 @@ DATASET_HELP = {
 
 
 # ------------------------------------------------------------------ train
-def _start(name: str, settings: dict) -> None:
-    def work(job: jobs.Job) -> lab.Run:
-        def on_step(step: int, total: int, progress: lab.Progress) -> None:
+def _start(folder: Path, settings: dict) -> None:
+    def work(job: jobs.Job) -> runs.Run:
+        def on_step(step: int, total: int, progress: training.Progress) -> None:
             job.report(
                 step / total,
                 f"epoch {progress.epoch:.1f} of {settings['epochs']} · loss {progress.train_loss:.3f}",
                 progress.history,
             )
 
-        return lab.train(out=lab.runs_dir() / name, on_step=on_step, should_stop=job.should_stop, **settings)
+        return training.train(out=folder, on_step=on_step, should_stop=job.should_stop, **settings)
 
-    job = jobs.Job(name, work)
+    job = jobs.Job(folder.name, work)
     try:
         job.start()
     except jobs.Busy as exc:
@@ -58,7 +58,7 @@ def train_controls(busy: bool) -> None:
     dataset = c1.selectbox("Dataset", DATASETS, key="lab_dataset", format_func=lambda d: f"{d}: {DATASET_HELP[d]}")
     arch = c2.selectbox(
         "Architecture",
-        list(lab.ARCHITECTURES),
+        list(nets.ARCHITECTURES),
         key="lab_arch",
         format_func={
             "notebook": "notebook (conv 5×5×32, pool, conv 5×5×64, pool, dense 1024)",
@@ -73,28 +73,25 @@ def train_controls(busy: bool) -> None:
     every = int(c7.number_input("Extra snapshot every N steps (0: per epoch)", 0, 10_000, 0, key="lab_every"))
     name = st.text_input("Run name (optional)", key="lab_name", placeholder="e.g. digits-first-try")
     if dataset not in OFFLINE_DATASETS:
-        st.caption(f"{dataset} is downloaded by torchvision into {vis_core.datasets.data_root()} on first use.")
+        st.caption(f"{dataset} is downloaded by torchvision into {data_root()} on first use.")
     settings = dict(dataset=dataset, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr)
     try:
-        estimate = lab.estimate_for(dataset, arch, epochs=epochs, batch_size=batch_size, snapshot_every=every)
-        lab.check_budget(estimate)
+        estimate = disk_budget.estimate_for(dataset, arch, epochs=epochs, batch_size=batch_size, snapshot_every=every)
+        disk_budget.check_budget(estimate)
     except vis_core.VisCoreError as exc:
         st.error(escape.markdown(exc))
         return
     st.caption(
-        f"This run will keep {estimate.text} on disk (limits: {lab.MAX_SNAPSHOTS} snapshots and "
-        f"{lab.MAX_RUN_BYTES / 2**30:g} GB per run, {lab.MAX_RUNS_BYTES / 2**30:g} GB for all runs)."
+        f"This run will keep {estimate.text} on disk (limits: {disk_budget.MAX_SNAPSHOTS} snapshots and "
+        f"{disk_budget.MAX_RUN_BYTES / 2**30:g} GB per run, {disk_budget.MAX_RUNS_BYTES / 2**30:g} GB for all runs)."
     )
     if st.button("Train", type="primary", disabled=busy, key="lab_train"):
-        run_name = name.strip() or f"{dataset}-{arch}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
-            lab.check_run_name(run_name)  # the engine checks again, and claims the folder, when it starts
-            if (lab.runs_dir() / run_name).exists():
-                raise vis_core.ParameterError(f"A run named {run_name} exists already; choose another name.")
+            folder = runs.new_run_folder(name.strip() or runs.default_run_name(dataset, arch, seed))
         except vis_core.VisCoreError as exc:
             st.error(escape.markdown(exc))
             return
-        _start(run_name, dict(settings, snapshot_every=every))
+        _start(folder, dict(settings, snapshot_every=every))
         st.rerun(scope="app")
 
 
@@ -127,7 +124,7 @@ def live_progress() -> None:
     if current.error is not None:
         st.session_state[state.LAB_OUTCOME] = ("error", f"Training {current.name} failed: {current.error}")
     elif current.result is not None:
-        run: lab.Run = current.result
+        run: runs.Run = current.result
         last = run.snapshots[-1].metrics["test_accuracy"]
         verb = "was stopped; what it learned so far is kept" if run.stopped else "finished"
         st.session_state[state.LAB_OUTCOME] = (
@@ -144,23 +141,23 @@ def live_progress() -> None:
 live_progress()
 
 # ------------------------------------------------------------------- runs
-runs, problems = lab.list_runs()
+saved, problems = runs.list_runs()
 for folder, problem in problems.items():
     if busy and folder == job.name:
         continue  # the run this session is training: its first snapshot is still being written
     st.warning(escape.markdown(f"Run folder {folder} is damaged and cannot be used: {problem}"))
-if not runs:
+if not saved:
     if not busy:
         st.info("No runs yet. Train one above: five epochs on digits take about ten seconds.")
     st.stop()
 
 st.header("Runs")
-names = [run.name for run in runs]
+names = [run.name for run in saved]
 if st.session_state.get(state.LAB_RUN) not in names:  # the run in use in the sidebar, else the newest
     in_use = selection.handle.name.removeprefix(cache.RUN_PREFIX)
     st.session_state[state.LAB_RUN] = in_use if in_use in names else names[0]
 chosen = st.selectbox("Run", names, key=state.LAB_RUN)
-run = next(r for r in runs if r.name == chosen)
+run = next(r for r in saved if r.name == chosen)
 settings = run.settings
 run_key = f"{run.name}@{run.snapshots[-1].weights.stat().st_mtime_ns}"
 last = run.snapshots[-1]
@@ -175,7 +172,7 @@ st.caption(
     f"(from the training images). **Network**: {settings['arch']}; Adam, learning rate {settings['lr']}, "
     f"batch {settings['batch_size']}, seed {settings['seed']}."
 )
-st.plotly_chart(figures.training_curves(lab.training_curves(run)), width="stretch", key="lab_curves")
+st.plotly_chart(figures.training_curves(evolution.training_curves(run)), width="stretch", key="lab_curves")
 
 b1, b2 = st.columns([1, 1])
 if b1.button("Use this network in the sidebar", key="lab_use"):
@@ -183,7 +180,7 @@ if b1.button("Use this network in the sidebar", key="lab_use"):
 with b2.popover("Delete this run"):
     st.write(f"Delete **{escape.markdown(run.name)}** and all its snapshots? This cannot be undone.")
     if st.button("Yes, delete it", type="primary", key="lab_delete"):
-        lab.delete_run(run.path)
+        runs.delete_run(run.path)
         sidebar.run_models.clear()
         st.session_state.pop(state.LAB_RUN, None)
         st.rerun()
@@ -201,13 +198,13 @@ if frames.ndim == 5:  # colour kernels: scale to [0, 1] with zero at grey
     frames = 0.5 + 0.5 * frames / max(float(abs(frames).max()), 1e-12)
 st.plotly_chart(figures.kernel_animation(frames, labels), width="stretch", key="lab_animation")
 
-changes = lab.weight_change(history)
+changes = evolution.weight_change(history)
 if len(changes):
     st.plotly_chart(
         figures.weight_change_chart(
             changes,
             [f"{a.label}→{b.label}" for a, b in zip(run.snapshots, run.snapshots[1:])],
-            highlight=selection.channel if selection.model_key.startswith("run:") else None,
+            highlight=selection.channel if selection.model_key.startswith(cache.RUN_PREFIX) else None,
         ),
         width="stretch",
         key="lab_change",
