@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import vis_core
-from vis_core import hook_count, optim, state_dict_hash
+from vis_core import hook_count, objectives, optim, state_dict_hash, transforms
 from vis_core.dream import deep_dream
 from vis_core.featurevis import feature_visualization
 from vis_core.inversion import reconstruct
+from vis_core.param import _COLOR_SQRT, ImageParam
 
 from .conftest import ReusedReLUNet, make_handle
 
@@ -27,7 +28,7 @@ def _clean(handle) -> bool:
 
 
 def _channel_mean(handle, image: np.ndarray, layer: str, index: int) -> float:
-    x = optim.normalise(handle, torch.tensor(image).permute(2, 0, 1)[None])
+    x = handle.normalise(torch.tensor(image).permute(2, 0, 1)[None])
     with torch.no_grad():
         return float(optim.activations(handle, x, frozenset([layer]))[layer][0, index].mean())
 
@@ -85,12 +86,12 @@ def test_gallery_and_diversity(handle):
 
 def test_objectives_compose():
     acts = {"a": torch.arange(24.0).view(1, 2, 3, 4)}
-    combined = optim.channel("a", 0) + 2 * optim.channel("a", 1) - optim.layer_l2("a")
+    combined = objectives.channel("a", 0) + 2 * objectives.channel("a", 1) - objectives.layer_l2("a")
     expected = acts["a"][0, 0].mean() + 2 * acts["a"][0, 1].mean() - acts["a"].pow(2).mean()
     assert torch.allclose(combined(acts), expected[None]) and combined.layers == frozenset({"a"})
-    assert float(optim.neuron("a", 1)(acts)) == float(acts["a"][0, 1, 1, 2])
-    assert float(optim.feature_match("a", acts["a"])(acts)) == 0.0
-    assert float((-optim.channel("a", 0))(acts)) == -float(acts["a"][0, 0].mean())
+    assert float(objectives.neuron("a", 1)(acts)) == float(acts["a"][0, 1, 1, 2])
+    assert float(objectives.feature_match("a", acts["a"])(acts)) == 0.0
+    assert float((-objectives.channel("a", 0))(acts)) == -float(acts["a"][0, 0].mean())
 
 
 def test_caps_are_enforced(handle, cat):
@@ -134,7 +135,7 @@ def test_deep_dream(handle, cat):
 
 
 def _channel_l2(handle, image: np.ndarray) -> float:
-    x = optim.normalise(handle, torch.tensor(image).permute(2, 0, 1)[None])
+    x = handle.normalise(torch.tensor(image).permute(2, 0, 1)[None])
     with torch.no_grad():
         return float(optim.activations(handle, x, frozenset(["features.7"]))["features.7"].pow(2).mean())
 
@@ -168,9 +169,8 @@ def test_tricky_models():
 
 @pytest.mark.parametrize(("fft", "decorrelate"), [(True, True), (True, False), (False, True), (False, False)])
 def test_parameterisation_matches_the_textbook_formula(fft, decorrelate):
-    """Olah et al.: image = sigmoid(colour_mix(irfft2(spectrum * 1/f) / 4)); we fold the mixing
-    into the spectrum and the sigmoid into tanh, which must not change the image."""
-    param = optim.ImageParam(2, (40, 36), fft=fft, decorrelate=decorrelate, generator=torch.Generator().manual_seed(1))
+    """Olah et al.: image = sigmoid(colour_mix(irfft2(spectrum * 1/f) / 4))."""
+    param = ImageParam(2, (40, 36), fft=fft, decorrelate=decorrelate, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         if fft:
             fy, fx = torch.fft.fftfreq(40)[:, None], torch.fft.rfftfreq(36)[None, :]
@@ -179,10 +179,9 @@ def test_parameterisation_matches_the_textbook_formula(fft, decorrelate):
         else:
             raw = param.pixels
         if decorrelate:
-            raw = torch.einsum("bchw,dc->bdhw", raw, optim._COLOR_SQRT)
+            raw = torch.einsum("bchw,dc->bdhw", raw, _COLOR_SQRT)
         expected = torch.sigmoid(raw)
         torch.testing.assert_close(param(), expected, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(param.signed(), 2 * expected - 1, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -194,27 +193,22 @@ def test_one_resampling_equals_affine_grid_and_grid_sample(batch):
     reference = torch.nn.functional.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
     weights = torch.rand_like(reference)
     (expected,) = torch.autograd.grad((reference * weights).sum(), x)
-    threads = torch.get_num_threads()
-    try:
-        for count in (1, 2, 4):  # one strip per thread on a single image: same values, same gradient
-            torch.set_num_threads(count)
-            out = optim._resample(x, (a, b, tx, c, d, ty), 48, 56)
-            (gradient,) = torch.autograd.grad((out * weights).sum(), x)
-            torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-4)
-            torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-4)
-    finally:
-        torch.set_num_threads(threads)
+    out = transforms.resample(x, (a, b, tx, c, d, ty), 48, 56)
+    (gradient,) = torch.autograd.grad((out * weights).sum(), x)
+    torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gradient, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_standard_transform_keeps_the_image_and_pads_with_grey():
-    signed = torch.rand(1, 3, 64, 64) * 2 - 1
+    image = torch.rand(1, 3, 64, 64)
     g = torch.Generator().manual_seed(0)
-    identity = optim.random_affine([1.0], [0], (64, 64), shift_before=0, shift_after=0)
-    torch.testing.assert_close(identity(signed, g), signed, rtol=1e-4, atol=1e-4)
-    shrink = optim.random_affine([0.5], [0], (64, 64), shift_before=0, shift_after=0)(signed, g)
-    assert shrink[..., :10, :].abs().max() == 0 and shrink[..., 20:44, 20:44].abs().mean() > 0.2  # grey border
-    (transform,) = optim.standard_transforms((64, 64))
-    outputs = [transform(signed, torch.Generator().manual_seed(seed)) for seed in (0, 0, 1)]
+    identity = transforms.random_affine([1.0], [0], (64, 64), shift_before=0, shift_after=0)
+    torch.testing.assert_close(identity(image, g), image, rtol=1e-4, atol=1e-4)
+    shrink = transforms.random_affine([0.5], [0], (64, 64), shift_before=0, shift_after=0)(image, g)
+    signed = 2 * shrink - 1  # grey is 0
+    assert signed[..., :10, :].abs().max() == 0 and signed[..., 20:44, 20:44].abs().mean() > 0.2  # grey border
+    (transform,) = transforms.standard_transforms((64, 64))
+    outputs = [transform(image, torch.Generator().manual_seed(seed)) for seed in (0, 0, 1)]
     assert outputs[0].shape == (1, 3, 64, 64) and torch.equal(outputs[0], outputs[1])  # seeded
     assert not torch.equal(outputs[0], outputs[2])
 
@@ -223,7 +217,7 @@ def test_reading_hooks_once_for_a_whole_loop(handle):
     x = torch.rand(1, 3, 224, 224)
     with handle.guard(), torch.no_grad():
         alone = optim.activations(handle, x, frozenset(["features.4"]))["features.4"]
-        with optim.reading(handle, frozenset(["features.4", optim.LOGITS])) as read:
+        with optim.reading(handle, frozenset(["features.4", objectives.LOGITS])) as read:
             assert hook_count(handle.model) == 1
             first, second = read(x), read(x.flip(-1))
             assert hook_count(handle.model) == 1
@@ -234,5 +228,5 @@ def test_reading_hooks_once_for_a_whole_loop(handle):
     with torch.no_grad():
         plain = handle.model.features[:5](x)
     torch.testing.assert_close(alone, plain, rtol=1e-4, atol=1e-4)
-    assert first[optim.LOGITS].shape == (1, 1000)
+    assert first[objectives.LOGITS].shape == (1, 1000)
     assert not torch.allclose(second["features.4"], alone)  # each read is a fresh pass

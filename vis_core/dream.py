@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import optim
 from .errors import ParameterError
 from .models import ModelHandle
+from .objectives import Objective, layer_l2
+from .optim import Stopped, activations, check_caps, to_numpy_images
+from .transforms import gaussian_blur
 
 MAX_OCTAVES = 8
 MAX_SIDE = 2048
@@ -34,11 +36,13 @@ class Dream:
 
     Attributes:
         image: ``(H, W, 3)`` float32 in [0, 1], at the input image's size (capped at MAX_SIDE).
+        original: the photo it was dreamed into, at the same size and in the same form.
         layer, channel: the objective.
         octaves, steps, seed, seconds: how it was made.
     """
 
     image: np.ndarray
+    original: np.ndarray
     layer: str
     channel: int | None
     octaves: int
@@ -47,7 +51,7 @@ class Dream:
     seconds: float
 
 
-def _gradient(handle: ModelHandle, image: torch.Tensor, objective: optim.Objective, tile: int) -> torch.Tensor:
+def _gradient(handle: ModelHandle, image: torch.Tensor, objective: Objective, tile: int) -> torch.Tensor:
     """d objective / d image, computed tile by tile for large images."""
     gradient = torch.zeros_like(image)
     height, width = image.shape[-2:]
@@ -56,7 +60,7 @@ def _gradient(handle: ModelHandle, image: torch.Tensor, objective: optim.Objecti
             piece = image[:, :, top : top + tile, left : left + tile].clone().requires_grad_(True)
             if min(piece.shape[-2:]) < 8:
                 continue
-            score = objective(optim.activations(handle, optim.normalise(handle, piece), objective.layers)).sum()
+            score = objective(activations(handle, handle.normalise(piece), objective.layers)).sum()
             (part,) = torch.autograd.grad(score, piece)
             gradient[:, :, top : top + tile, left : left + tile] = part
     return gradient
@@ -99,7 +103,7 @@ def deep_dream(
         handle.check_channel(layer, channel)
     if not 1 <= int(octaves) <= MAX_OCTAVES:
         raise ParameterError(f"octaves must be between 1 and {MAX_OCTAVES}, got {octaves}.")
-    optim.check_caps(steps=int(steps) * int(octaves))
+    check_caps(steps=int(steps) * int(octaves))
     if not 1.0 < float(octave_scale) <= 2.0:
         raise ParameterError(f"octave scale must be in (1, 2], got {octave_scale}.")
     start = time.perf_counter()
@@ -108,9 +112,9 @@ def deep_dream(
     if max(picture.size) > MAX_SIDE:
         picture = picture.copy()
         picture.thumbnail((MAX_SIDE, MAX_SIDE))
-    base = torch.as_tensor(np.array(picture), dtype=torch.float32).permute(2, 0, 1)[None].div_(255.0)
-    base = base.to(handle.device)
-    objective = optim.layer_l2(layer, channel)
+    original = np.asarray(picture, dtype=np.float32) / 255.0
+    base = torch.as_tensor(original).permute(2, 0, 1)[None].to(handle.device)
+    objective = layer_l2(layer, channel)
     generator = torch.Generator().manual_seed(int(seed))
     shapes = [base.shape[-2:]]
     for _ in range(int(octaves) - 1):
@@ -126,15 +130,23 @@ def deep_dream(
             current = (scaled + detail).clamp(0, 1)
             for _ in range(int(steps)):
                 if should_stop is not None and should_stop():
-                    raise optim.Stopped
+                    raise Stopped
                 dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
                 rolled = torch.roll(current, shifts=(dy, dx), dims=(2, 3))
-                gradient = optim.gaussian_blur(_gradient(handle, rolled, objective, int(tile_size)), smoothing)
+                gradient = gaussian_blur(_gradient(handle, rolled, objective, int(tile_size)), smoothing)
                 gradient = torch.roll(gradient, shifts=(-dy, -dx), dims=(2, 3))
                 current = (current + step_size * gradient / gradient.abs().mean().clamp_min(1e-8)).clamp(0, 1)
                 done += 1
                 if on_step is not None:
                     on_step(done, total, current.detach().cpu() if done % 5 == 0 or done == total else None)
             detail = current - scaled
-    result = optim.to_numpy_images(current.cpu())[0]
-    return Dream(result, layer, channel, int(octaves), int(steps), int(seed), time.perf_counter() - start)
+    return Dream(
+        image=to_numpy_images(current.cpu())[0],
+        original=original,
+        layer=layer,
+        channel=channel,
+        octaves=int(octaves),
+        steps=int(steps),
+        seed=int(seed),
+        seconds=time.perf_counter() - start,
+    )

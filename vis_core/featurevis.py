@@ -17,9 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import optim
+from . import objectives
 from .errors import ParameterError
 from .models import ModelHandle
+from .optim import ascend, check_caps, to_numpy_images
+from .param import ImageParam
+from .transforms import standard_transforms
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def feature_visualization(
             ``class`` (``channel`` is a class index and ``layer`` is ignored).
         diversity: render this many images of one channel with a diversity term.
     """
-    optim.check_caps(steps=steps, size=size)
+    check_caps(steps=steps, size=size)
     channels = [channel] if isinstance(channel, int) else list(channel)
     if not channels:
         raise ParameterError("Choose at least one channel.")
@@ -84,43 +87,38 @@ def feature_visualization(
         for index in channels:
             handle.check_channel(layer, index)
     batch = max(len(channels), int(diversity) or 1)
-    optim.check_caps(batch=batch)
+    check_caps(batch=batch)
     if len(channels) > 1 and diversity:
         raise ParameterError("Diversity renders several images of one channel; choose one channel.")
     if mode == "neuron" and len(channels) > 1:
         raise ParameterError("Neuron mode takes one channel.")
     objective = _objective(mode, layer, channels)
     if diversity and mode != "class":
-        objective = objective + diversity_weight * optim.diversity(layer)
+        objective = objective + diversity_weight * objectives.diversity(layer)
     generator = torch.Generator().manual_seed(int(seed))
-    param = optim.ImageParam(batch, int(size), channels=3, fft=fft, decorrelate=decorrelate, generator=generator)
+    param = ImageParam(batch, int(size), channels=3, fft=fft, decorrelate=decorrelate, generator=generator)
     start = time.perf_counter()
-    images, history = optim.ascend(
+    images, history = ascend(
         handle,
         objective,
         param,
         steps=int(steps),
         lr=lr,
-        transforms=optim.standard_transforms((int(size), int(size))) if transforms else (),
+        transforms=standard_transforms((int(size), int(size))) if transforms else (),
         generator=generator,
         on_step=on_step,
         should_stop=should_stop,
     )
-    arrays = tuple(optim.to_numpy_images(images))
+    arrays = tuple(to_numpy_images(images))
     used = tuple(channels) if len(channels) > 1 else tuple(channels * batch)
     return FeatureVisualization(arrays[0], arrays, layer, used, tuple(history), int(seed), time.perf_counter() - start)
 
 
-def _objective(mode: str, layer: str, channels: list[int]) -> optim.Objective:
+def _objective(mode: str, layer: str, channels: list[int]) -> objectives.Objective:
     """What to maximise: a class logit, a neuron, or a channel (one per image for a gallery)."""
+    chosen = channels[0] if len(channels) == 1 else channels
     if mode == "class":
-        if len(channels) == 1:
-            return optim.class_logit(channels[0])
-        return optim.Objective(
-            frozenset([optim.LOGITS]),
-            lambda a: a[optim.LOGITS][torch.arange(len(channels)), torch.tensor(channels)],
-            "classes",
-        )
+        return objectives.class_logit(chosen)
     if mode == "neuron":
-        return optim.neuron(layer, channels[0])
-    return optim.channel(layer, channels[0] if len(channels) == 1 else channels)
+        return objectives.neuron(layer, channels[0])
+    return objectives.channel(layer, chosen)

@@ -21,16 +21,19 @@ lose position and colour.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from . import optim
 from .errors import ParameterError
 from .models import ModelHandle
+from .objectives import feature_match
+from .optim import activations, ascend, check_caps, to_numpy_images
+from .param import ImageParam
+from .transforms import roll
 
 
 @dataclass(frozen=True)
@@ -81,26 +84,24 @@ def reconstruct(
     info = handle.layer(layer)
     if len(info.output_shape) not in (1, 3):
         raise ParameterError(f"{layer} outputs {info.output_shape}; choose a layer with a feature map.")
-    optim.check_caps(steps=steps)
+    check_caps(steps=steps)
     start = time.perf_counter()
     handle = handle.for_long_work()  # the reconstruction never holds the lock a click waits for
     view = torch.as_tensor(np.array(handle.model_view(image)), dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
     with handle.guard(), torch.no_grad():
-        target = optim.activations(handle, optim.normalise(handle, view.to(handle.device)), frozenset([layer]))[layer]
-    objective = optim.feature_match(layer, target)
+        target = activations(handle, handle.normalise(view.to(handle.device)), frozenset([layer]))[layer]
+    objective = feature_match(layer, target)
     generator = torch.Generator().manual_seed(int(seed))
 
     def regulariser(x: torch.Tensor) -> torch.Tensor:
         centred = (x - 0.5) * 2
         return alpha_weight * centred.abs().pow(alpha).mean() + tv_weight * _total_variation(x, tv_beta)
 
-    param = optim.ImageParam(
-        1, handle.input_size, channels=3, fft=False, decorrelate=False, generator=generator, scale=0.5
-    )
+    param = ImageParam(1, handle.input_size, channels=3, fft=False, decorrelate=False, generator=generator, scale=0.5)
     stride = handle.input_size[0] // info.output_shape[1] if len(info.output_shape) == 3 else handle.input_size[0]
     jitter = min(int(jitter), max(0, (stride - 1) // 2))  # see the module docstring
-    transforms = [optim.roll(jitter)] if jitter else []  # the representation must keep its size
-    images, history = optim.ascend(
+    transforms = [roll(jitter)] if jitter else []  # the representation must keep its size
+    images, history = ascend(
         handle,
         objective,
         param,
@@ -112,7 +113,7 @@ def reconstruct(
         on_step=on_step,
         should_stop=should_stop,
     )
-    result = optim.to_numpy_images(images)[0]
+    result = to_numpy_images(images)[0]
     original = view[0].permute(1, 2, 0).numpy()
     return Reconstruction(
         image=result,
@@ -123,10 +124,3 @@ def reconstruct(
         seed=int(seed),
         seconds=time.perf_counter() - start,
     )
-
-
-def reconstruct_strip(
-    handle: ModelHandle, image: Image.Image, layers: Sequence[str], **options
-) -> list[Reconstruction]:
-    """Reconstructions from several layers (early to deep), for the side-by-side strip."""
-    return [reconstruct(handle, image, layer=layer, **options) for layer in layers]

@@ -30,8 +30,8 @@ from torch import nn
 from .attribution import METHODS, attribute_tensor, resolve_target
 from .errors import ParameterError
 from .models import ModelHandle
-from .optim import gaussian_blur
 from .surgery import reset_batchnorm
+from .transforms import gaussian_blur
 
 MAX_STEPS = 100
 #: Substrates: what deleted pixels become, or what inserted pixels are placed on.
