@@ -1,22 +1,35 @@
 """Long work inside a page run, with a progress bar, a live preview and a stop button.
 
+The optimisation pages (feature visualisation, deep dream, reconstruction) each make one
+:func:`work` call: it runs the engine when the page's button was pressed, keeps the result in
+the session, and shows what a stopped run had made.
+
 The work runs in the script itself; the engine calls ``on_step`` after every step and we
 update the bar and the preview there. Clicking Stop (or anything else) starts a new run of
 the page, and Streamlit ends the old one at its next update: the engine's guard restores
-the model on the way out, nothing stacks, and the last finished result stays on the page.
-What the stopped work had made so far is kept too (:func:`partial`): its latest preview.
+the model on the way out and nothing stacks. What the stopped work had made so far is kept
+(:func:`partial`): its latest preview.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+import io
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import streamlit as st
+from PIL import Image
+
+import vis_core
+from dashboard import escape
+from vis_core.arrays import to_uint8
 
 T = TypeVar("T")
+#: ``on_step(step, total, preview)``: the engine's progress callback; ``preview`` is a
+#: ``(B, C, H, W)`` tensor in [0, 1] every few steps, None otherwise.
+OnStep = Callable[[int, int, Any], None]
 
 
 def preview_image(images) -> np.ndarray:
@@ -34,12 +47,20 @@ class Partial:
     total: int
 
 
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """A finished result and the named settings it was made with (to tell when it is stale)."""
+
+    value: T
+    made_with: Mapping[str, Any] = field(default_factory=dict)
+
+
 def partial(key: str) -> Partial | None:
     """The picture the last run of ``key`` had made when it was stopped (None if it finished)."""
     return st.session_state.get(f"{key}_partial")
 
 
-def run(label: str, work: Callable[[Callable], T], *, key: str, preview_width: int = 320) -> T:
+def run(label: str, work: Callable[[OnStep], T], *, key: str, preview_width: int = 320) -> T:
     """Run ``work(on_step)`` with a progress bar, a preview and a Stop button.
 
     Each preview is also kept as :func:`partial`, so a Stop keeps the picture made so far;
@@ -68,12 +89,60 @@ def run(label: str, work: Callable[[Callable], T], *, key: str, preview_width: i
         slot.empty()
 
 
+def work(
+    start: bool,
+    label: str,
+    compute: Callable[[OnStep], T],
+    *,
+    key: str,
+    result_key: str,
+    made_with: Mapping[str, Any] | None = None,
+    so_far: str,
+    again: str,
+    note: str = "",
+    file: str,
+) -> Outcome[T] | None:
+    """An optimisation page's run, stop and preview, in one call.
+
+    When ``start`` (the page's button was pressed), run ``compute(on_step)`` through :func:`run`
+    and keep its result with ``made_with`` in ``st.session_state[result_key]``; an engine error
+    is shown on the page. When the last run was stopped, show the picture it had made
+    (``so_far`` names it, ``note`` adds a remark, ``again`` is the button that starts over,
+    ``file`` the download's name) and end the page there. Returns the latest finished outcome,
+    or None when there is none yet.
+    """
+    if start:
+        try:
+            value = run(label, compute, key=key)
+            st.session_state[result_key] = Outcome(value, dict(made_with or {}))
+        except vis_core.VisCoreError as exc:
+            st.error(escape.markdown(exc))
+    if stopped := partial(key):
+        st.image(
+            stopped.image,
+            caption=f"Stopped after step {stopped.step} of {stopped.total}: {so_far} so far{note}. "
+            f"Press {again} to start again.",
+            width="stretch",
+            clamp=True,
+        )
+        st.download_button(
+            f"Download {so_far} so far (PNG)", png_bytes(stopped.image), f"{file}-partial.png", "image/png"
+        )
+        st.stop()
+    return st.session_state.get(result_key)
+
+
+def in_turn(on_step: OnStep, index: int, count: int) -> OnStep:
+    """Progress of the ``index``-th of ``count`` equally long jobs, as steps of the whole."""
+
+    def report(step: int, total: int, preview) -> None:
+        on_step(index * total + step, count * total, preview)
+
+    return report
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """An ``(H, W, 3)`` float image in [0, 1] as PNG bytes, for download buttons."""
-    import io
-
-    from PIL import Image
-
     buffer = io.BytesIO()
-    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(to_uint8(image)).save(buffer, format="PNG")
     return buffer.getvalue()

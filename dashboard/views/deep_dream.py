@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-import vis_core
-from dashboard import escape, live, sidebar, state
+from dashboard import live, sidebar, state
 from vis_core.dream import MAX_OCTAVES, deep_dream
 
 selection = sidebar.current()
@@ -39,66 +37,41 @@ with st.sidebar:
     )
     seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="dd_seed"))
 
-chosen_channel = channel if target == "the sidebar's filter" else None
-settings = (
-    handle.key,
-    entry.key,
-    layer,
-    chosen_channel,
-    octaves,
-    octave_scale,
-    steps,
-    step_size,
-    jitter,
-    smoothing,
-    tile,
-    seed,
+# what a shown dream must share with the current selection to be up to date
+made_with = {"model": handle.key, "image": entry.key, "layer": layer}
+outcome = live.work(
+    st.button("Dream", type="primary", key="dd_go"),
+    "Dreaming",
+    lambda on_step: deep_dream(
+        handle,
+        entry.image,
+        layer=layer,
+        channel=channel if target == "the sidebar's filter" else None,
+        octaves=octaves,
+        octave_scale=octave_scale,
+        steps=steps,
+        step_size=step_size,
+        jitter=jitter,
+        smoothing=smoothing,
+        tile_size=tile,
+        seed=seed,
+        on_step=on_step,
+    ),
+    key="dd",
+    result_key=state.DEEP_DREAM_RESULT,
+    made_with=made_with,
+    so_far="the dream",
+    note=" (at the size of the octave it had reached)",
+    again="Dream",
+    file="deep-dream",
 )
-if st.button("Dream", type="primary", key="dd_go"):
-    try:
-        result = live.run(
-            "Dreaming",
-            lambda on_step: deep_dream(
-                handle,
-                entry.image,
-                layer=layer,
-                channel=chosen_channel,
-                octaves=octaves,
-                octave_scale=octave_scale,
-                steps=steps,
-                step_size=step_size,
-                jitter=jitter,
-                smoothing=smoothing,
-                tile_size=tile,
-                seed=seed,
-                on_step=on_step,
-            ),
-            key="dd",
-        )
-        st.session_state[state.DEEP_DREAM_RESULT] = (settings, result)
-    except vis_core.VisCoreError as exc:
-        st.error(escape.markdown(exc))
-
-if stopped := live.partial("dd"):
-    st.image(
-        stopped.image,
-        caption=f"Stopped after step {stopped.step} of {stopped.total}: the dream so far (at the size of the octave "
-        "it had reached). Press Dream to start again.",
-        width="stretch",
-        clamp=True,
-    )
-    st.download_button(
-        "Download the dream so far (PNG)", live.png_bytes(stopped.image), "deep-dream-partial.png", "image/png"
-    )
-    st.stop()
-stored = st.session_state.get(state.DEEP_DREAM_RESULT)
-if stored is None:
+if outcome is None:
     st.caption("Choose the settings on the left and press Dream. Four octaves of ten steps take a few seconds.")
     st.stop()
-used, dream = stored
-if used[:3] != settings[:3]:
+
+dream = outcome.value
+if outcome.made_with != made_with:
     st.caption("This dream was made with another model, image or layer; press Dream to update it.")
-original = np.asarray(entry.image.convert("RGB").resize(dream.image.shape[1::-1]), dtype=np.float32) / 255.0
 blend = st.slider(
     "Blend with the original",
     0.0,
@@ -108,10 +81,9 @@ blend = st.slider(
     key="dd_blend",
     help="1 shows the dream alone, 0 the original photo.",
 )
-shown = blend * dream.image + (1 - blend) * original
 what = f"filter {dream.channel} of {dream.layer}" if dream.channel is not None else dream.layer
 st.image(
-    shown,
+    blend * dream.image + (1 - blend) * dream.original,
     caption=f"{what}: {dream.octaves} octave{'s' if dream.octaves != 1 else ''} × {dream.steps} steps, "
     f"seed {dream.seed}, {dream.seconds:.1f} s",
     width="stretch",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-import vis_core
 from dashboard import escape, live, sidebar, state
 from vis_core.featurevis import feature_visualization
 from vis_core.optim import MAX_SIZE
@@ -35,53 +34,46 @@ with st.sidebar:
     decorrelate = st.toggle("Decorrelated colour", value=True, key="fv_decorrelate")
     transforms = st.toggle("Robustness transforms (jitter, scale, rotate)", value=True, key="fv_transforms")
     seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="fv_seed"))
-    count = 1
-    first = channel
     if mode == "gallery of filters":
         first, last = st.slider("Filters", 0, info.channels - 1, (0, min(info.channels - 1, 7)), key="fv_range")
-        count = min(16, last - first + 1)
+        target = dict(channel=list(range(first, first + min(16, last - first + 1))))
     elif mode == "diverse images of one filter":
-        count = st.slider("Images", 2, 8, 4, key="fv_count")
+        target = dict(channel=channel, diversity=st.slider("Images", 2, 8, 4, key="fv_count"))
     elif mode == "a class":
-        first = st.selectbox(
+        chosen_class = st.selectbox(
             "Class", list(range(len(handle.labels))), format_func=lambda i: handle.labels[i], key="fv_class"
         )
-
-if st.button("Render", type="primary", key="fv_go"):
-    if mode == "gallery of filters":
-        kwargs = dict(channel=list(range(first, first + count)))
-    elif mode == "diverse images of one filter":
-        kwargs = dict(channel=channel, diversity=count)
-    elif mode == "a class":
-        kwargs = dict(channel=int(first), mode="class")
+        target = dict(channel=int(chosen_class), mode="class")
     else:
-        kwargs = dict(channel=channel)
-    try:
-        result = live.run(
-            "Painting",
-            lambda on_step: feature_visualization(
-                handle,
-                layer=layer,
-                steps=steps,
-                size=min(size, MAX_SIZE),
-                seed=seed,
-                fft=fft,
-                decorrelate=decorrelate,
-                transforms=transforms,
-                on_step=on_step,
-                **kwargs,
-            ),
-            key="fv",
-        )
-        st.session_state[state.FEATURE_VIS_RESULT] = (mode, handle.key, result)
-    except vis_core.VisCoreError as exc:
-        st.error(escape.markdown(exc))
+        target = dict(channel=channel)
 
-stored = st.session_state.get(state.FEATURE_VIS_RESULT)
-if stored is None:
+outcome = live.work(
+    st.button("Render", type="primary", key="fv_go"),
+    "Painting",
+    lambda on_step: feature_visualization(
+        handle,
+        layer=layer,
+        steps=steps,
+        size=min(size, MAX_SIZE),
+        seed=seed,
+        fft=fft,
+        decorrelate=decorrelate,
+        transforms=transforms,
+        on_step=on_step,
+        **target,
+    ),
+    key="fv",
+    result_key=state.FEATURE_VIS_RESULT,
+    made_with={"mode": mode, "model": handle.key},
+    so_far="the painting",
+    again="Render",
+    file="featurevis",
+)
+if outcome is None:
     st.caption("Press Render. 128 steps at 224 pixels take a few seconds on a CPU.")
     st.stop()
-shown_mode, model_key, result = stored
+
+result, shown_mode = outcome.value, outcome.made_with["mode"]
 columns = st.columns(min(4, len(result.images)))
 # One image at most twice its size (a 224-pixel render blown up to the page's width is mostly
 # blur); several fill their columns (a fixed width would spill over the next column).
@@ -90,7 +82,7 @@ for index, image in enumerate(result.images):
     with columns[index % len(columns)]:
         if shown_mode == "a class":
             label = escape.markdown(handle.labels[result.channels[index]])
-            caption = f"class '{label}'" if model_key == handle.key else "a class"
+            caption = f"class '{label}'" if outcome.made_with["model"] == handle.key else "a class"
         else:
             caption = f"{result.layer} filter {result.channels[index]}"
         st.image(image, caption=caption, width=single_width if len(columns) == 1 else "stretch", clamp=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-import vis_core
-from dashboard import escape, live, sidebar, state
+from dashboard import live, sidebar, state
 from vis_core.inversion import reconstruct
 
 selection = sidebar.current()
@@ -30,32 +29,38 @@ with st.sidebar:
 spatial = [info.name for info in handle.blocks() if info.is_spatial and info.output_shape[1] > 1]
 picks = sorted({spatial[int(f * (len(spatial) - 1))] for f in (0.1, 0.35, 0.6, 0.9)}, key=spatial.index)
 strip = st.multiselect("Layers for the strip", spatial, default=picks, key="rc_layers")
-options = dict(steps=steps, tv_weight=tv_weight, tv_beta=tv_beta, alpha_weight=alpha_weight, seed=seed)
 left, right = st.columns(2)
 one = left.button(f"Reconstruct from {layer}", type="primary", key="rc_one")
 many = right.button(f"Reconstruct the strip ({len(strip)} layers)", key="rc_strip")
-if one or many:
-    targets = [layer] if one else strip
-    results = []
-    try:
-        for index, target in enumerate(targets):
-            results.append(
-                live.run(
-                    f"Layer {index + 1} of {len(targets)}: {target}",
-                    lambda on_step, target=target: reconstruct(
-                        handle, entry.image, layer=target, on_step=on_step, **options
-                    ),
-                    key=f"rc_{index}",
-                )
-            )
-        st.session_state[state.RECONSTRUCTION_RESULTS] = results
-    except vis_core.VisCoreError as exc:
-        st.error(escape.markdown(exc))
-
-results = st.session_state.get(state.RECONSTRUCTION_RESULTS)
-if not results:
+targets = [layer] if one else strip
+outcome = live.work(
+    one or many,
+    "Reconstructing",
+    lambda on_step: [
+        reconstruct(
+            handle,
+            entry.image,
+            layer=target,
+            steps=steps,
+            tv_weight=tv_weight,
+            tv_beta=tv_beta,
+            alpha_weight=alpha_weight,
+            seed=seed,
+            on_step=live.in_turn(on_step, index, len(targets)),
+        )
+        for index, target in enumerate(targets)
+    ],
+    key="rc",
+    result_key=state.RECONSTRUCTION_RESULTS,
+    so_far="the reconstruction",
+    again="a button",
+    file="reconstruction",
+)
+if outcome is None or not outcome.value:
     st.caption("Press a button. 150 steps take a few seconds per layer on a CPU.")
     st.stop()
+
+results = outcome.value
 columns = st.columns(len(results) + 1)
 columns[0].image(results[0].original, caption="the photo, as the model sees it", width="stretch", clamp=True)
 for column, result in zip(columns[1:], results):
