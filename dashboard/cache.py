@@ -26,7 +26,7 @@ import streamlit as st
 from PIL import Image
 
 import vis_core
-from dashboard import state
+from dashboard import refine
 from vis_core import FeatureMaps, ModelHandle, Prediction, evolution
 from vis_core import runs as lab
 from vis_core.filters import Filters, filters
@@ -122,9 +122,10 @@ def model_view(model_key: str, image_key: str, _handle: ModelHandle, _image: Ima
 
 
 def clear() -> None:
-    """Empty every cache (tests call this between runs)."""
+    """Empty every cache, and stop and forget the maps being refined."""
     st.cache_resource.clear()
     st.cache_data.clear()
+    refine.clear()
 
 
 @st.cache_data(max_entries=128, ttl=TTL_SECONDS, show_spinner="Computing the map…")
@@ -137,33 +138,8 @@ def attribution(
     _handle: ModelHandle,
     _image: Image.Image,
 ) -> vis_core.Attribution:
-    """One attribution map (fast methods; Score-CAM goes through :func:`slow_attribution`)."""
+    """One attribution map of a method that does not refine (the others: :mod:`dashboard.refine`)."""
     return vis_core.attribute(_handle, _image, method, target=target, layer=layer)
-
-
-def slow_attribution(
-    model_key: str,
-    image_key: str,
-    method: str,
-    target: int,
-    layer: str | None,
-    handle: ModelHandle,
-    image: Image.Image,
-    progress,
-) -> vis_core.Attribution:
-    """A long attribution (Score-CAM) with a progress callback, memoised per session.
-
-    Not an ``st.cache_data`` function: its progress bar lives outside it. Clicking anything
-    while it runs reruns the page, which stops it at the next progress update, so repeated
-    clicks never stack.
-    """
-    memo = st.session_state.setdefault(state.SLOW_ATTRIBUTIONS, {})
-    key = (model_key, image_key, method, target, layer)
-    if key not in memo:
-        if len(memo) >= 8:
-            memo.pop(next(iter(memo)))
-        memo[key] = vis_core.attribute(handle, image, method, target=target, layer=layer, progress=progress)
-    return memo[key]
 
 
 @st.cache_data(max_entries=64, ttl=TTL_SECONDS, show_spinner="Projecting back to pixels…")

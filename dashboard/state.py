@@ -56,7 +56,6 @@ LINK_FILTER = "_link_filter"
 FLASH = "_flash"
 
 # -- pages
-SLOW_ATTRIBUTIONS = "_slow_attributions"
 FILTERS_LAYER = "fl_layer"
 ACTIVATION_LAYER = "am_layer"
 #: The sidebar's layer the activation-maps page last followed.

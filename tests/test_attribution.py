@@ -12,7 +12,7 @@ import torchvision
 
 import vis_core
 from vis_core import ModelHandle, hook_count, state_dict_hash
-from vis_core.attribution import METHODS, _scale, attribute
+from vis_core.attribution import METHODS, attribute, scale
 from vis_core.metrics import deletion_insertion, faithfulness, sanity_check
 from vis_core.projection import project, project_batch, receptive_field
 
@@ -42,7 +42,7 @@ def grad_cam_reference(cls, handle: ModelHandle, layer: str, inputs: torch.Tenso
 def same_upsampling(raw: np.ndarray, size: int = 224) -> np.ndarray:
     import cv2
 
-    return _scale(cv2.resize(np.maximum(raw, 0).astype(np.float32), (size, size)))
+    return scale(cv2.resize(np.maximum(raw, 0).astype(np.float32), (size, size)))
 
 
 @pytest.mark.parametrize("photo", PHOTOS)

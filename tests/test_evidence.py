@@ -13,7 +13,7 @@ import torch
 import vis_core
 from tests.support import shown
 from tests.support.apptest import start
-from vis_core.attribution import IG_COMPLETENESS, _black
+from vis_core.attribution import IG_COMPLETENESS, black
 from vis_core.metrics import deletion_insertion, faithfulness
 
 PHOTOS = vis_core.sample_names()
@@ -89,7 +89,7 @@ def test_integrated_gradients_add_up(handle, photo):
     assert result.completeness_error is not None and result.completeness_error <= IG_COMPLETENESS
     inputs = handle.preprocess(image)
     with torch.no_grad():
-        logits = handle.model(torch.cat([inputs, _black(handle, inputs)]))[:, result.target].double()
+        logits = handle.model(torch.cat([inputs, black(handle, inputs)]))[:, result.target].double()
     gap = float(logits[0] - logits[1])
     independent = abs(float(result.model_map.astype(np.float64).sum()) - gap) / abs(gap)
     assert result.completeness_error == pytest.approx(independent, rel=1e-3, abs=1e-4)

@@ -15,7 +15,7 @@ Torch and numpy only: importing it never imports streamlit or plotly. The public
     vis_core.load_factory("mypackage.models:build")               # your own trusted code, explicitly
 """
 
-from .attribution import METHODS, Attribution, attribute
+from .attribution import METHODS, Attribution, Method, attribute, attribute_stages
 from .dream import Dream, deep_dream
 from .errors import ImageError, ModelError, ParameterError, ResourceError, VisCoreError
 from .featuremaps import FeatureMaps, LayerStats, feature_maps, feature_maps_from_tensor
@@ -51,6 +51,7 @@ __all__ = [
     "ImageError",
     "LayerInfo",
     "LayerStats",
+    "Method",
     "ModelError",
     "ModelHandle",
     "ParameterError",
@@ -63,6 +64,7 @@ __all__ = [
     "SanityCheck",
     "VisCoreError",
     "attribute",
+    "attribute_stages",
     "capture",
     "classification_models",
     "deep_dream",

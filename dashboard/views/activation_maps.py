@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, figures, sidebar, state
+from dashboard import cache, escape, figures, refine, sidebar, state
 
 selection = sidebar.current()
 handle, entry = selection.handle, selection.image
+METHODS = vis_core.METHODS
 
 st.title("Activation maps")
 st.markdown(
@@ -18,11 +21,10 @@ st.markdown(
     "answer, and does the map change when the network is scrambled?"
 )
 
-METHODS = vis_core.METHODS
-SLOW = {"scorecam"}
 prediction = cache.prediction(handle.key, entry.key, handle, entry.image)
 top = list(prediction.indices)
 others = [i for i in range(len(handle.labels)) if i not in set(top)]
+spatial = [info.name for info in handle.blocks() if info.is_spatial]
 
 with st.sidebar:
     st.subheader("Activation maps")
@@ -45,106 +47,115 @@ with st.sidebar:
         help="Signed methods (integrated gradients, occlusion) show evidence for (red) and against "
         "(blue); switch on to show only the strength.",
     )
-
-spatial = [info.name for info in handle.blocks() if info.is_spatial]
-if selection.layer != st.session_state.get(state.ACTIVATION_SIDEBAR_LAYER):  # follow the sidebar when it changes
-    if state.ACTIVATION_SIDEBAR_LAYER in st.session_state and selection.layer in spatial:
-        st.session_state[state.ACTIVATION_LAYER] = selection.layer
-    st.session_state[state.ACTIVATION_SIDEBAR_LAYER] = selection.layer
-if st.session_state.get(state.ACTIVATION_LAYER) not in spatial:
-    st.session_state[state.ACTIVATION_LAYER] = handle.last_spatial_layer()
-with st.sidebar:
     cam_layer = st.selectbox(
         "Layer for CAM methods",
         spatial,
+        index=spatial.index(handle.last_spatial_layer()),
         key=state.ACTIVATION_LAYER,
-        help="Starts at the last convolutional block (the usual choice) and follows the sidebar's layer when you "
-        "change it.",
+        help="Starts at the last convolutional block, the usual choice: its maps are the most abstract that still "
+        "have a position.",
     )
 view = cache.model_view(handle.key, entry.key, handle, entry.image)
-
-
-def compute(name: str) -> vis_core.Attribution | None:
-    layer = cam_layer if METHODS[name].uses_layer and name != "cam" else None  # CAM: only the pooled layer
-    try:
-        if name in SLOW:
-            bar = st.progress(0.0, text=f"{METHODS[name].label}: masking the image with each feature map…")
-            result = cache.slow_attribution(
-                handle.key,
-                entry.key,
-                name,
-                target,
-                layer,
-                handle,
-                entry.image,
-                lambda done, total: bar.progress(done / total, text=f"{done}/{total} maps"),
-            )
-            bar.empty()
-            return result
-        return cache.attribution(handle.key, entry.key, name, target, layer, handle, entry.image)
-    except vis_core.VisCoreError as exc:
-        st.warning(f"{METHODS[name].label}: {escape.markdown(exc)}")
-        return None
-
-
-def heat(result: vis_core.Attribution):
-    signed = result.signed and not absolute
-    values = result.model_map if signed else abs(result.model_map)
-    return values, signed
-
-
-result = compute(method)
-if result is not None:
-    values, signed = heat(result)
-    where = f" at {result.layer}" if result.layer else ""
-    st.plotly_chart(
-        figures.attribution_overlay(
-            view,
-            values,
-            title=f"{METHODS[method].label} for '{escape.plotly(result.target_label)}'{where}",
-            opacity=opacity,
-            colorscale=colorscale,
-            signed=signed,
-        ),
-        width="stretch",
-        key="am_main",
-    )
-    st.caption(f"{METHODS[method].summary} Computed with {METHODS[method].library} in {result.seconds:.2f} s.")
-    if result.completeness_error is not None:
-        st.caption(
-            f"Completeness: the attributions add up to the change of the class score from a black image to this "
-            f"one within {result.completeness_error:.1%} ({result.steps} steps along the path; the goal is 5%)."
-        )
-    if result.note:
-        st.info(escape.markdown(result.note))
-
-st.header("Compare methods")
 compare = st.multiselect(
     "Methods side by side",
     list(METHODS),
     default=["gradcam", "layercam", "saliency", "guided_backprop"],
     format_func=lambda m: METHODS[m].label,
     key="am_compare",
-    help="Score-CAM runs the network once per feature map; it takes a while on a CPU.",
+    help="Slow methods (Score-CAM, occlusion) show a quick first picture and sharpen it while you watch.",
 )
-columns = st.columns(min(4, max(1, len(compare))))
-for index, name in enumerate(compare):
-    with columns[index % len(columns)]:
-        other = compute(name)
-        if other is None:
-            continue
-        values, signed = heat(other)
-        small = figures.attribution_overlay(
-            view, values, title=METHODS[name].label, opacity=opacity, colorscale=colorscale, signed=signed, height=320
-        )
-        small.update_traces(showscale=False, selector=dict(type="heatmap"))
-        st.plotly_chart(small, width="stretch", key=f"am_compare_{name}")
-        if other.note:
-            st.caption(escape.markdown(other.note))
+
+
+def compute(name: str) -> vis_core.Attribution | refine.Refinement | None:
+    """A click-speed method's map (cached), or the shared refinement of a slow one."""
+    layer = cam_layer if METHODS[name].layer_choice else None
+    try:
+        if METHODS[name].refines:
+            return refine.refinement(handle, entry.key, entry.image, name, target, layer)
+        return cache.attribution(handle.key, entry.key, name, target, layer, handle, entry.image)
+    except vis_core.VisCoreError as exc:
+        st.warning(f"{METHODS[name].label}: {escape.markdown(exc)}")
+        return None
+
+
+def latest(work: vis_core.Attribution | refine.Refinement | None) -> vis_core.Attribution | None:
+    """The best map there is so far; a refinement's first picture is waited for."""
+    if not isinstance(work, refine.Refinement):
+        return work
+    if not work.first.is_set():
+        with st.spinner(f"{METHODS[work.key[2]].label}: the first picture…"):
+            work.wait_first()
+    if work.error is not None:
+        st.warning(f"{METHODS[work.key[2]].label}: {escape.markdown(work.error)}")
+    return work.latest
+
+
+def overlay(result: vis_core.Attribution, title: str, **size):
+    signed = result.signed and not absolute
+    values = result.model_map if signed else abs(result.model_map)
+    return figures.attribution_overlay(
+        view, values, title=title, opacity=opacity, colorscale=colorscale, signed=signed, **size
+    )
+
+
+def stage_caption(result: vis_core.Attribution, work) -> str:
+    if result.exact:
+        return ""
+    agreement = METHODS[result.method].first_agreement
+    done = f" ({work.fraction:.0%} done)" if work.fraction else ""
+    return (
+        f"First picture: {result.approximation}. It agrees with the exact map at r ≥ {agreement:.2f} on our test "
+        f"photos; the exact map replaces it when ready{done}."
+    )
+
+
+def draw_maps() -> None:
+    """The chosen method large, then the comparison; redrawn every second while a map sharpens."""
+    for job in jobs.values():
+        if isinstance(job, refine.Refinement):
+            job.seen = time.monotonic()  # someone is watching: keep refining
+    result = latest(jobs[method])
+    if result is not None:
+        where = f" at {result.layer}" if result.layer else ""
+        title = f"{METHODS[method].label} for '{escape.plotly(result.target_label)}'{where}"
+        st.plotly_chart(overlay(result, title), width="stretch", key="am_main")
+        st.caption(f"{METHODS[method].summary} Computed with {METHODS[method].library} in {result.seconds:.2f} s.")
+        if caption := stage_caption(result, jobs[method]):
+            st.caption(caption)
+        if result.completeness_error is not None:
+            st.caption(
+                f"Completeness: the attributions add up to the change of the class score from a black image to this "
+                f"one within {result.completeness_error:.1%} ({result.steps} steps along the path; the goal is 5%)."
+            )
+        if result.note:
+            st.info(escape.markdown(result.note))
+
+    st.header("Compare methods")
+    columns = st.columns(min(4, max(1, len(compare))))
+    for index, name in enumerate(compare):
+        with columns[index % len(columns)]:
+            other = latest(jobs[name])
+            if other is None:
+                continue
+            small = overlay(other, METHODS[name].label + ("" if other.exact else " (first picture)"), height=320)
+            small.update_traces(showscale=False, selector=dict(type="heatmap"))
+            st.plotly_chart(small, width="stretch", key=f"am_compare_{name}")
+            if other.note:
+                st.caption(escape.markdown(other.note))
+    sharpening = [job for job in jobs.values() if isinstance(job, refine.Refinement) and not job.done]
+    if sharpening:
+        st.caption("Sharpening: " + ", ".join(f"{METHODS[job.key[2]].label} {job.fraction:.0%}" for job in sharpening))
+    elif polling:
+        st.rerun()  # every map is exact now: one full run, which stops the polling
+
+
+jobs = {name: compute(name) for name in dict.fromkeys([method, *compare])}
+polling = any(isinstance(job, refine.Refinement) and not job.done for job in jobs.values())
+st.fragment(draw_maps, run_every=1.0 if polling else None)()
 
 st.header("Can we trust these maps?")
 faith_tab, sanity_tab = st.tabs(["Deleting the evidence", "Scrambling the network"])
-chosen = tuple(m for m in compare if m not in SLOW) or ("gradcam", "saliency")
+chosen = tuple(m for m in compare if METHODS[m].speed != "long") or ("gradcam", "saliency")
 with faith_tab:
     st.markdown(
         "If a map is right, greying out its brightest pixels first should make the model lose confidence fast "
@@ -162,7 +173,7 @@ with faith_tab:
         st.caption(
             "The grey lines are a random map (the mean of three): a map that does not beat it says nothing about "
             "this decision. As in RISE (Petsiuk et al. 2018), deleted pixels turn grey and inserted pixels go onto "
-            "a blurred copy."
+            "a blurred copy. Methods that take hundreds of passes per map (Score-CAM, occlusion) are left out here."
         )
 with sanity_tab:
     st.markdown(

@@ -8,6 +8,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard import refine
+
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TIMEOUT = 120
 
@@ -20,6 +22,7 @@ def clear_caches():
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+    refine.clear()  # maps still sharpening in the background stop before the next test
 
 
 def start(page: str | None = None, **state) -> AppTest:
