@@ -24,6 +24,7 @@ from PIL import Image
 
 import vis_core
 from dashboard import escape
+from vis_core import costs
 from vis_core.arrays import to_uint8
 
 T = TypeVar("T")
@@ -146,3 +147,27 @@ def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def estimate(handle: vis_core.ModelHandle, work: float, reduce: str) -> bool:
+    """Say before a long job starts how long it will take on this machine (the measured cost
+    model, ``vis_core.costs``), or, past the cap one request may use, what to reduce.
+    Returns whether the work may start."""
+    if work > costs.MAX_WORK:
+        st.warning(
+            f"These settings ask for {work:,.0f} passes of the network, more than the {costs.MAX_WORK:,} one "
+            f"request may use here. Reduce {reduce}."
+        )
+        return False
+    seconds = costs.seconds_for(handle, forward_backward=work)
+    st.caption(f"About {duration(seconds)} on this machine ({work:,.0f} passes of the network).")
+    return True
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` in words a viewer reads at a glance: "a second", "40 s", "3 min"."""
+    if seconds < 1.5:
+        return "a second"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"

@@ -7,6 +7,10 @@ gradient (divided by its mean absolute value) with a random jitter (roll) so tha
 pattern builds up, and an optional Gaussian smoothing of the gradient. Large images are
 processed in tiles whose grid moves with the jitter, so no seams appear and memory stays
 bounded.
+
+A dream's cost grows with its pixels, so it works at a bounded size: a photo whose longer side
+is over :data:`MAX_SIDE` is dreamed at that size (``Dream.scaled_from`` says from what), and the
+whole request is held to :data:`vis_core.costs.MAX_WORK` before it starts.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from . import costs
 from .errors import ParameterError
 from .models import ModelHandle
 from .objectives import Objective, layer_l2
@@ -27,7 +32,8 @@ from .optim import Stopped, activations, check_caps, to_numpy_images
 from .transforms import gaussian_blur
 
 MAX_OCTAVES = 8
-MAX_SIDE = 2048
+#: The longest side a dream is made at.
+MAX_SIDE = 768
 
 
 @dataclass(frozen=True)
@@ -35,10 +41,12 @@ class Dream:
     """A dreamed image.
 
     Attributes:
-        image: ``(H, W, 3)`` float32 in [0, 1], at the input image's size (capped at MAX_SIDE).
+        image: ``(H, W, 3)`` float32 in [0, 1], at the input image's size, or smaller so that
+            its longer side is at most MAX_SIDE.
         original: the photo it was dreamed into, at the same size and in the same form.
         layer, channel: the objective.
         octaves, steps, seed, seconds: how it was made.
+        scaled_from: the photo's ``(width, height)`` when it was scaled down to be dreamed, else None.
     """
 
     image: np.ndarray
@@ -49,6 +57,29 @@ class Dream:
     steps: int
     seed: int
     seconds: float
+    scaled_from: tuple[int, int] | None = None
+
+
+def dream_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The ``(width, height)`` a photo of ``size`` is dreamed at."""
+    width, height = size
+    factor = min(1.0, MAX_SIDE / max(width, height))
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def octave_shapes(size: tuple[int, int], octaves: int, octave_scale: float) -> list[tuple[int, int]]:
+    """The ``(height, width)`` of each octave for a dream of ``size`` (width, height), smallest first."""
+    width, height = size
+    shapes = [(height, width)]
+    for _ in range(int(octaves) - 1):
+        last_height, last_width = shapes[-1]
+        shapes.append((max(16, int(last_height / octave_scale)), max(16, int(last_width / octave_scale))))
+    return shapes[::-1]
+
+
+def dream_work(handle: ModelHandle, size: tuple[int, int], *, octaves: int, octave_scale: float, steps: int) -> float:
+    """The work of a dream of a photo of ``size`` (width, height), in passes (``vis_core.costs``)."""
+    return costs.work_of_images(handle, octave_shapes(dream_size(size), octaves, octave_scale), int(steps))
 
 
 def _gradient(handle: ModelHandle, image: torch.Tensor, objective: Objective, tile: int) -> torch.Tensor:
@@ -106,21 +137,22 @@ def deep_dream(
     check_caps(steps=int(steps) * int(octaves))
     if not 1.0 < float(octave_scale) <= 2.0:
         raise ParameterError(f"octave scale must be in (1, 2], got {octave_scale}.")
+    costs.check_work(
+        dream_work(handle, image.size, octaves=octaves, octave_scale=octave_scale, steps=steps),
+        "This dream",
+        "the steps per octave or the octaves",
+    )
     start = time.perf_counter()
     handle = handle.for_long_work()  # the dream never holds the lock a click waits for
     picture = image.convert("RGB")
-    if max(picture.size) > MAX_SIDE:
-        picture = picture.copy()
-        picture.thumbnail((MAX_SIDE, MAX_SIDE))
+    scaled_from = picture.size if dream_size(picture.size) != picture.size else None
+    if scaled_from:
+        picture = picture.resize(dream_size(picture.size), Image.Resampling.LANCZOS)
     original = np.asarray(picture, dtype=np.float32) / 255.0
     base = torch.as_tensor(original).permute(2, 0, 1)[None].to(handle.device)
     objective = layer_l2(layer, channel)
     generator = torch.Generator().manual_seed(int(seed))
-    shapes = [base.shape[-2:]]
-    for _ in range(int(octaves) - 1):
-        height, width = shapes[-1]
-        shapes.append((max(16, int(height / octave_scale)), max(16, int(width / octave_scale))))
-    shapes.reverse()
+    shapes = octave_shapes(picture.size, octaves, octave_scale)
     detail = torch.zeros_like(F.interpolate(base, size=shapes[0], mode="bilinear", align_corners=False))
     total, done = int(steps) * len(shapes), 0
     with handle.guard(), torch.enable_grad():
@@ -149,4 +181,5 @@ def deep_dream(
         steps=int(steps),
         seed=int(seed),
         seconds=time.perf_counter() - start,
+        scaled_from=scaled_from,
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import objectives
+from . import costs, objectives
 from .errors import ParameterError
 from .models import ModelHandle
 from .optim import ascend, check_caps, to_numpy_images
@@ -88,6 +88,11 @@ def feature_visualization(
             handle.check_channel(layer, index)
     batch = max(len(channels), int(diversity) or 1)
     check_caps(batch=batch)
+    costs.check_work(
+        render_work(handle, steps=steps, size=size, images=batch),
+        "This render",
+        "the steps, the size or the number of images",
+    )
     if len(channels) > 1 and diversity:
         raise ParameterError("Diversity renders several images of one channel; choose one channel.")
     if mode == "neuron" and len(channels) > 1:
@@ -112,6 +117,12 @@ def feature_visualization(
     arrays = tuple(to_numpy_images(images))
     used = tuple(channels) if len(channels) > 1 else tuple(channels * batch)
     return FeatureVisualization(arrays[0], arrays, layer, used, tuple(history), int(seed), time.perf_counter() - start)
+
+
+def render_work(handle: ModelHandle, *, steps: int, size: int, images: int) -> float:
+    """The work of rendering ``images`` pictures of ``size`` pixels in ``steps``, in passes
+    (``vis_core.costs``)."""
+    return costs.work_of_images(handle, [(int(size), int(size))], int(steps), int(images))
 
 
 def _objective(mode: str, layer: str, channels: list[int]) -> objectives.Objective:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import live, sidebar, state
-from vis_core.dream import MAX_OCTAVES, deep_dream
+from vis_core.dream import MAX_OCTAVES, MAX_SIDE, deep_dream, dream_size, dream_work
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
@@ -39,8 +39,19 @@ with st.sidebar:
 
 # what a shown dream must share with the current selection to be up to date
 made_with = {"model": handle.key, "image": entry.key, "layer": layer}
+allowed = live.estimate(
+    handle,
+    dream_work(handle, entry.image.size, octaves=octaves, octave_scale=octave_scale, steps=steps),
+    "the steps per octave or the octaves",
+)
+if dream_size(entry.image.size) != entry.image.size:
+    width, height = dream_size(entry.image.size)
+    st.caption(
+        f"The photo ({entry.image.size[0]}×{entry.image.size[1]}) is dreamed at {width}×{height}: a dream's cost "
+        f"grows with its pixels, so its longer side is kept to {MAX_SIDE}."
+    )
 outcome = live.work(
-    st.button("Dream", type="primary", key="dd_go"),
+    st.button("Dream", type="primary", key="dd_go", disabled=not allowed),
     "Dreaming",
     lambda on_step: deep_dream(
         handle,
@@ -66,7 +77,7 @@ outcome = live.work(
     file="deep-dream",
 )
 if outcome is None:
-    st.caption("Choose the settings on the left and press Dream. Four octaves of ten steps take a few seconds.")
+    st.caption("Choose the settings on the left and press Dream.")
     st.stop()
 
 dream = outcome.value
@@ -85,12 +96,13 @@ what = f"filter {dream.channel} of {dream.layer}" if dream.channel is not None e
 st.image(
     blend * dream.image + (1 - blend) * dream.original,
     caption=f"{what}: {dream.octaves} octave{'s' if dream.octaves != 1 else ''} × {dream.steps} steps, "
-    f"seed {dream.seed}, {dream.seconds:.1f} s",
+    f"seed {dream.seed}, {dream.seconds:.1f} s"
+    + (f", dreamed at {dream.image.shape[1]}×{dream.image.shape[0]}" if dream.scaled_from else ""),
     width="stretch",
     clamp=True,
 )
 st.download_button(
-    "Download the dream (PNG, full size)",
+    "Download the dream (PNG)",
     live.png_bytes(dream.image),
     file_name="deep-dream.png",
     mime="image/png",

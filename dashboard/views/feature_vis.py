@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import escape, live, sidebar, state
-from vis_core.featurevis import feature_visualization
+from vis_core.featurevis import feature_visualization, render_work
 from vis_core.optim import MAX_SIZE
 
 selection = sidebar.current()
@@ -47,8 +47,12 @@ with st.sidebar:
     else:
         target = dict(channel=channel)
 
+images = max(len(target["channel"]) if isinstance(target["channel"], list) else 1, target.get("diversity", 1))
+allowed = live.estimate(
+    handle, render_work(handle, steps=steps, size=size, images=images), "the steps, the size or the number of filters"
+)
 outcome = live.work(
-    st.button("Render", type="primary", key="fv_go"),
+    st.button("Render", type="primary", key="fv_go", disabled=not allowed),
     "Painting",
     lambda on_step: feature_visualization(
         handle,
@@ -70,7 +74,7 @@ outcome = live.work(
     file="featurevis",
 )
 if outcome is None:
-    st.caption("Press Render. 128 steps at 224 pixels take a few seconds on a CPU.")
+    st.caption("Press Render to paint.")
     st.stop()
 
 result, shown_mode = outcome.value, outcome.made_with["mode"]

@@ -29,6 +29,7 @@ with st.sidebar:
 spatial = [info.name for info in handle.blocks() if info.is_spatial and info.output_shape[1] > 1]
 picks = sorted({spatial[int(f * (len(spatial) - 1))] for f in (0.1, 0.35, 0.6, 0.9)}, key=spatial.index)
 strip = st.multiselect("Layers for the strip", spatial, default=picks, key="rc_layers")
+live.estimate(handle, float(steps * len(strip)), "the steps or the layers")  # one image per step
 left, right = st.columns(2)
 one = left.button(f"Reconstruct from {layer}", type="primary", key="rc_one")
 many = right.button(f"Reconstruct the strip ({len(strip)} layers)", key="rc_strip")
@@ -57,7 +58,7 @@ outcome = live.work(
     file="reconstruction",
 )
 if outcome is None or not outcome.value:
-    st.caption("Press a button. 150 steps take a few seconds per layer on a CPU.")
+    st.caption("Press a button to reconstruct.")
     st.stop()
 
 results = outcome.value

@@ -219,7 +219,7 @@ def test_short_dream_and_png_download(server, page, tmp_path):
     expect(page.get_by_text("1 octave × 2 steps")).to_be_visible()
     no_exception(page)
     with page.expect_download() as download:
-        page.get_by_role("button", name="Download the dream (PNG, full size)").click()
+        page.get_by_role("button", name="Download the dream (PNG)").click()
     saved = tmp_path / "dream.png"
     download.value.save_as(saved)
     from PIL import Image
