@@ -9,6 +9,11 @@ after the large chart's title shows the new filter (a MutationObserver watches P
 title), so the numbers are what the browser sees, without the driver's own round trips. The
 driver-side time (Playwright's ``press`` until the page reports) is recorded beside it.
 Changing the layer (every figure changes) is recorded too, without a target.
+
+Page switches: with every page visited once (warm), clicking each page in the sidebar's
+navigation, three rounds; clocked in the page from the click to the first frame in which the
+new page's title and its first picture (a chart or an image) are shown. Target: 1 s for each
+page (p50 and max over the rounds).
 """
 
 from __future__ import annotations
@@ -24,6 +29,44 @@ import torch
 from tests.support import browser as local_server
 
 TARGET_MS = 200
+SWITCH_TARGET_MS = 1000
+#: Sidebar entry -> the page's title (h1). Every page shows a picture when it opens.
+PAGES = {
+    "Overview": "Overview",
+    "Feature maps": "Feature maps",
+    "Filters": "Filters",
+    "Projection": "Projection to pixels",
+    "Activation maps": "Activation maps",
+    "Deep dream": "Deep dream",
+    "Feature visualisation": "Feature visualisation",
+    "Reconstruction": "Feature reconstruction",
+    "Training lab": "Training lab",
+}
+ROUNDS = 3
+
+# Arms a watcher before a navigation click; window.__switched resolves to the in-page latency.
+_ARM_SWITCH = """(title) => {
+  window.__switched = new Promise(resolve => {
+    let start = null;
+    const onClick = () => { if (start === null) start = performance.now(); };
+    document.addEventListener('click', onClick, true);
+    const main = () => document.querySelector('[data-testid="stMain"]') || document.body;
+    const shown = () => {
+      const heading = Array.from(main().querySelectorAll('h1')).some(node => node.textContent.trim() === title);
+      const picture = main().querySelector('.js-plotly-plot .main-svg, [data-testid="stImage"] img');
+      return heading && picture !== null;
+    };
+    const check = () => {
+      if (start !== null && shown()) {
+        observer.disconnect();
+        document.removeEventListener('click', onClick, true);
+        requestAnimationFrame(() => resolve(performance.now() - start));
+      }
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+  });
+}"""
 
 # Arms a watcher before Enter is pressed; window.__answered resolves to the in-page latency.
 _ARM = """(text) => {
@@ -65,6 +108,31 @@ def _summary(samples: list[tuple[float, float]]) -> dict[str, Any]:
     }
 
 
+def _page_switches(page) -> dict[str, Any]:
+    """Warm every page, then time ROUNDS switches to each (see the module docstring)."""
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    for entry, title in PAGES.items():  # first visits: caches fill, figures warm
+        nav.locator("a").filter(has_text=entry).first.click()
+        page.locator("h1").filter(has_text=title).first.wait_for(timeout=180_000)
+        local_server.settle(page, timeout=180_000)
+    samples: dict[str, list[float]] = {entry: [] for entry in PAGES}
+    for _ in range(ROUNDS):
+        for entry, title in PAGES.items():
+            page.evaluate(_ARM_SWITCH, title)
+            nav.locator("a").filter(has_text=entry).first.click()
+            samples[entry].append(round(float(page.evaluate("() => window.__switched")), 1))
+            local_server.settle(page, timeout=180_000)
+    pages = {
+        entry: {"samples_ms": sorted(values), "p50_ms": statistics.median(values), "max_ms": max(values)}
+        for entry, values in samples.items()
+    }
+    return {
+        "pages": pages,
+        "target": f"<= {SWITCH_TARGET_MS} ms per page (p50 and max)",
+        "meets_target": all(p["max_ms"] <= SWITCH_TARGET_MS for p in pages.values()),
+    }
+
+
 def run(device: torch.device, repeats: int) -> dict[str, Any]:
     runs = tempfile.mkdtemp()
     try:
@@ -85,6 +153,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
                 page.wait_for_timeout(400)
                 layer_box.click()
                 layer_samples.append(_timed_enter(page, layer_box, layer, f"{layer} · filter 0"))
+            switches = _page_switches(page)
     finally:
         shutil.rmtree(runs, ignore_errors=True)
     change_filter = _summary(filter_samples[1:])  # the first change warms the figure caches
@@ -96,6 +165,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
         "first_view_seconds": round(first_view, 2),
         **change_filter,
         "change_layer": change_layer,
+        "page_switch": switches,
         "target": f"< {TARGET_MS} ms",
         "meets_target": change_filter["p50_ms"] < TARGET_MS,
     }

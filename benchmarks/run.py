@@ -20,6 +20,7 @@ from . import (
     bench_featuremaps,
     bench_featurevis,
     bench_load,
+    bench_progressive,
     bench_training,
 )
 from .common import RESULTS, write
@@ -32,6 +33,7 @@ SUITES = {
     "attribution": bench_attribution.run,
     "featurevis": bench_featurevis.run,
     "load": bench_load.run,
+    "progressive": bench_progressive.run,
     "browser": bench_browser.run,
 }
 
