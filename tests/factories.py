@@ -35,3 +35,23 @@ def nan_weights() -> nn.Module:
     for parameter in model.parameters():
         parameter.data.fill_(float("nan"))
     return model
+
+
+def tiny_atlas() -> dict:
+    """A seeded 3-channel 32x32 network with two spatial layers (6 and 40 channels: three render chunks):
+    an atlas of it builds in seconds."""
+    import torch
+
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(13)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 40, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(40, 3),
+    )
+    torch.random.set_rng_state(generator_state)
+    return {"model": model, "labels": ["a", "b", "c"], "input_size": 32, "mean": (0.5,) * 3, "std": (0.25,) * 3}

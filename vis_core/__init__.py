@@ -15,6 +15,7 @@ Torch and numpy only: importing it never imports streamlit or plotly. The public
     vis_core.load_factory("mypackage.models:build")               # your own trusted code, explicitly
 """
 
+from .atlas import Atlas, AtlasError, AtlasSummary, atlas_path, atlases_dir, build_atlas, open_atlas
 from .attribution import METHODS, Attribution, Method, attribute, attribute_stages
 from .dream import Dream, deep_dream
 from .errors import ImageError, ModelError, ParameterError, ResourceError, VisCoreError
@@ -41,6 +42,9 @@ __all__ = [
     "MAX_PIXELS",
     "METHODS",
     "SAMPLE_IMAGES",
+    "Atlas",
+    "AtlasError",
+    "AtlasSummary",
     "Attribution",
     "Dream",
     "Faithfulness",
@@ -63,8 +67,11 @@ __all__ = [
     "RunError",
     "SanityCheck",
     "VisCoreError",
+    "atlas_path",
+    "atlases_dir",
     "attribute",
     "attribute_stages",
+    "build_atlas",
     "capture",
     "classification_models",
     "deep_dream",
@@ -80,6 +87,7 @@ __all__ = [
     "load_image",
     "load_model",
     "load_run",
+    "open_atlas",
     "predict",
     "project",
     "reconstruct",

@@ -137,6 +137,13 @@ class ModelHandle:
                     self._long_work = twin
         return self._long_work
 
+    def __getstate__(self) -> dict:
+        """Pickled (to reach Ray workers) without the lock, the twin and the cached properties."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("lock", "_long_work")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, lock=threading.RLock(), _long_work=None)
+
     # ----------------------------------------------------------- preprocessing
     def model_view(self, image: Image.Image) -> Image.Image:
         """The image as the model sees it: resized and centre-cropped, before normalising."""

@@ -24,7 +24,13 @@ from .framework import COMMANDS, CliError, Command, Parser, command, common_flag
 __all__ = ["COMMANDS", "CliError", "Command", "build_parser", "command", "main"]
 
 #: The command modules, in the order ``--help`` lists their commands (importing one registers them).
-COMMAND_MODULES = ("inspection_commands", "train_command", "explanation_commands", "optimisation_commands")
+COMMAND_MODULES = (
+    "inspection_commands",
+    "train_command",
+    "explanation_commands",
+    "optimisation_commands",
+    "atlas_command",
+)
 for _module in COMMAND_MODULES:
     importlib.import_module(f".{_module}", __name__)
 
