@@ -14,6 +14,7 @@ from vis_core.memory import keep_freed_memory
 
 from . import (
     bench_allocator,
+    bench_atlas,
     bench_attribution,
     bench_browser,
     bench_cold_start,
@@ -35,6 +36,7 @@ SUITES = {
     "load": bench_load.run,
     "progressive": bench_progressive.run,
     "browser": bench_browser.run,
+    "atlas": bench_atlas.run,
 }
 
 

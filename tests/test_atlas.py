@@ -22,7 +22,7 @@ from PIL import Image
 
 import vis_core
 from vis_core.atlas import AtlasError
-from vis_core.atlas.examples import receptive_fields
+from vis_core.atlas.examples import layer_fields, receptive_fields
 from vis_core.atlas.renders import chunk_seed, chunks
 from vis_core.cli import main
 from vis_core.optim import Stopped
@@ -254,8 +254,11 @@ def test_open_atlas_while_a_build_runs_sees_only_complete_units(tiny, tmp_path):
 
 
 def test_batched_receptive_fields_equal_single_ones(tiny):
-    positions = [(0, 0), (3, 5), (15, 15), (7, 0)]
-    assert receptive_fields(tiny, "2", positions) == [receptive_field(tiny, "2", y, x) for y, x in positions]
+    positions = [(0, 0), (3, 5), (15, 15), (7, 0), (0, 9)]
+    single = [receptive_field(tiny, "2", y, x) for y, x in positions]
+    assert receptive_fields(tiny, "2", positions) == single
+    rows, cols = layer_fields(tiny, "2")  # every position's, from the diagonal's
+    assert [(rows[y, 0], cols[x, 0], rows[y, 1], cols[x, 1]) for y, x in positions] == single
 
 
 def test_cli_progress_json_and_bad_layer(capsys, tmp_path):

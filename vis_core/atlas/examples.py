@@ -37,6 +37,7 @@ BATCH = 16
 _VIEWS = 256
 #: Receptive fields found per batched backward pass.
 _FIELDS_PER_PASS = 16
+Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class Patcher:
         self.handle = handle
         self.refs = refs
         self.views: OrderedDict[int, tuple[np.ndarray, tuple[float, float, float, float]]] = OrderedDict()
-        self.fields: dict[tuple[str, int, int], tuple[int, int, int, int]] = {}
+        self.fields: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def examples(self, layer: str, channel: int, state: PassState) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
         """The channel's examples, best first (JSON-ready), and their patches as uint8 arrays."""
@@ -170,10 +171,9 @@ class Patcher:
             for value, image, where in zip(state.values[channel], state.images[channel], state.where[channel])
             if image >= 0 and np.isfinite(value)
         ]
-        self.prepare(layer, [position for _, _, position in chosen])
         examples, patches = [], []
         for value, image, (y, x) in chosen:
-            top, left, bottom, right = self.fields[layer, y, x]
+            top, left, bottom, right = self._field(layer, y, x)
             view, (left_px, top_px, right_px, bottom_px) = self._view(image)
             scale_x = (right_px - left_px) / view.shape[1]
             scale_y = (bottom_px - top_px) / view.shape[0]
@@ -188,13 +188,11 @@ class Patcher:
             patches.append(view[top:bottom, left:right])
         return examples, patches
 
-    def prepare(self, layer: str, positions: Sequence[tuple[int, int]]) -> None:
-        """Find the receptive fields of ``positions`` not known yet, many in one batched pass."""
-        missing = sorted({(y, x) for y, x in positions if (layer, y, x) not in self.fields})
-        for start in range(0, len(missing), _FIELDS_PER_PASS):
-            group = missing[start : start + _FIELDS_PER_PASS]
-            for position, box in zip(group, receptive_fields(self.handle, layer, group)):
-                self.fields[(layer, *position)] = box
+    def _field(self, layer: str, y: int, x: int) -> Box:
+        if layer not in self.fields:
+            self.fields[layer] = layer_fields(self.handle, layer)
+        rows, cols = self.fields[layer]
+        return int(rows[y, 0]), int(cols[x, 0]), int(rows[y, 1]), int(cols[x, 1])
 
     def _view(self, image: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
         if image in self.views:
@@ -212,9 +210,29 @@ class Patcher:
         return entry
 
 
-def receptive_fields(
-    handle: ModelHandle, layer: str, positions: Sequence[tuple[int, int]]
-) -> list[tuple[int, int, int, int]]:
+def layer_fields(handle: ModelHandle, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every receptive field of ``layer`` at once: ``rows`` ``(H, 2)`` and ``cols`` ``(W, 2)``, so
+    that the field of ``(y, x)`` is ``(rows[y, 0], cols[x, 0], rows[y, 1], cols[x, 1])`` (top, left,
+    bottom, right; exclusive), as :func:`vis_core.projection.receptive_field` gives it.
+
+    Convolutions, pooling and pointwise layers are separable: which input rows reach output row
+    ``y`` does not depend on the column, and the other way round. So the fields of the diagonal
+    positions ``(k, k)`` give every row's and every column's span: ``max(H, W)`` probes, batched,
+    through the same linearised twin, instead of one pass per position.
+    """
+    _, height, width = handle.layers[layer].output_shape
+    probes = [(min(k, height - 1), min(k, width - 1)) for k in range(max(height, width))]
+    rows = np.zeros((height, 2), dtype=np.int64)
+    cols = np.zeros((width, 2), dtype=np.int64)
+    for start in range(0, len(probes), _FIELDS_PER_PASS):
+        group = probes[start : start + _FIELDS_PER_PASS]
+        for (y, x), (top, left, bottom, right) in zip(group, receptive_fields(handle, layer, group)):
+            rows[y] = top, bottom
+            cols[x] = left, right
+    return rows, cols
+
+
+def receptive_fields(handle: ModelHandle, layer: str, positions: Sequence[tuple[int, int]]) -> list[Box]:
     """:func:`vis_core.projection.receptive_field` of several positions of ``layer`` in one batched
     pass through the same linearised twin (its batch elements are independent, so each box is the
     one the single-position call gives): ``(top, left, bottom, right)`` each, bottom/right exclusive."""

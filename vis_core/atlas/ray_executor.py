@@ -96,6 +96,8 @@ class RayExecutor:
         ray = self.ray
         items = [{"first": int(first), "refs": [str(ref) for ref in refs]} for first, refs in batches]
         actors = max(1, min(len(items), self._cpus()))
+        if self.gpus:  # one GPU per actor
+            actors = max(1, min(actors, int(self.ray.cluster_resources().get("GPU", 1))))
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _BatchActor,
             fn_constructor_kwargs={"handle": self.handle, "layers": list(layers)},
