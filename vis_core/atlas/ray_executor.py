@@ -10,6 +10,10 @@
   gathered as they finish; Stop cancels what has not finished.
 
 The model travels once, as a pickled :class:`~vis_core.ModelHandle` in Ray's object store.
+Every worker computes with as many torch threads as the calling process (Ray would give it
+one): on a CPU the thread count changes the last bits of a convolution, and with it which of
+two close activations ranks first and, after hundreds of steps, a render's pixels. So the
+same machine gives the same atlas on both executors; Ray schedules each worker on one CPU.
 ``address=None`` starts a local Ray of 2 CPUs (and stops it afterwards); an address (for
 example ``ray://head:10001`` or ``auto``) joins a running cluster, which is left running.
 This module imports Ray; nothing else in the engine does.
@@ -22,6 +26,7 @@ import pickle
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import torch
 
 from ..errors import ParameterError, VisCoreError
 from ..models import ModelHandle
@@ -47,7 +52,8 @@ def _import_ray():
 class _BatchActor:
     """A Ray Data actor: the model, unpickled once, measures one image batch per row."""
 
-    def __init__(self, handle: ModelHandle, layers: Sequence[str]) -> None:
+    def __init__(self, handle: ModelHandle, layers: Sequence[str], threads: int) -> None:
+        torch.set_num_threads(threads)
         self.handle = handle
         self.layers = list(layers)
 
@@ -59,7 +65,8 @@ class _BatchActor:
         return {"first": np.asarray(rows["first"]), "payload": np.array(payloads, dtype=object)}
 
 
-def _render_task(handle: ModelHandle, jobs: list[RenderJob]) -> list[list[list[np.ndarray]]]:
+def _render_task(handle: ModelHandle, jobs: list[RenderJob], threads: int) -> list[list[list[np.ndarray]]]:
+    torch.set_num_threads(threads)
     return render_jobs(handle, jobs)
 
 
@@ -86,6 +93,7 @@ class RayExecutor:
         self.gpus = 1 if handle.device.type == "cuda" else 0
         self.handle_ref = ray.put(handle)
         self.handle = handle
+        self.threads = torch.get_num_threads()
 
     def _cpus(self) -> int:
         return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
@@ -100,7 +108,7 @@ class RayExecutor:
             actors = max(1, min(actors, int(self.ray.cluster_resources().get("GPU", 1))))
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _BatchActor,
-            fn_constructor_kwargs={"handle": self.handle, "layers": list(layers)},
+            fn_constructor_kwargs={"handle": self.handle, "layers": list(layers), "threads": self.threads},
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,
@@ -122,7 +130,7 @@ class RayExecutor:
     ) -> Iterator[tuple[RenderJob, list[list[np.ndarray]]]]:
         ray = self.ray
         task = ray.remote(num_cpus=1, num_gpus=self.gpus, max_retries=0)(_render_task)
-        pending = {task.remote(self.handle_ref, [job]): job for job in jobs}
+        pending = {task.remote(self.handle_ref, [job], self.threads): job for job in jobs}
         try:
             while pending:
                 if should_stop is not None and should_stop():
