@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 import vis_core
-from vis_core.atlas import AtlasError
+from vis_core.atlas import AtlasError, CollectionError
 from vis_core.atlas.examples import layer_fields, receptive_fields
 from vis_core.atlas.renders import chunk_seed, chunks
 from vis_core.cli import main
@@ -164,6 +164,22 @@ def test_bad_parameters(tiny, tmp_path):
         vis_core.build_atlas(tiny, layers=["0"], images="sample", out=tmp_path, executor="dask")
     with pytest.raises(AtlasError, match="No atlas"):
         vis_core.open_atlas(tmp_path / "nothing")
+
+
+def test_imagenette_offline_is_a_clear_error(tiny, tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision
+
+    def offline(root, download=False, **options):
+        if download:
+            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+        raise RuntimeError("Dataset not found. You can use download=True to download it")
+
+    monkeypatch.setenv("VIS_CORE_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(torchvision.datasets, "Imagenette", offline)
+    with pytest.raises(CollectionError, match=r"Imagenette could not be downloaded .*Offline, use --images sample"):
+        vis_core.build_atlas(tiny, layers=["0"], images="imagenette", out=tmp_path / "atlas", **FAST)
 
 
 def test_stop_during_the_pass_then_resume_equals_one_build(tiny, tmp_path, photos, reference):

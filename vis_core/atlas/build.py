@@ -173,7 +173,8 @@ def _collect(
     batches = [(at, images.refs[at : at + BATCH]) for at in range(first, len(images.refs), BATCH)]
     count = -(-len(images.refs) // BATCH)
     skipped, total, report = reporting
-    for (at, _), result in zip(batches, runner.collect(batches, layers, should_stop)):
+    reading = [name for name in layers if starts[name] < len(images.refs)]  # finished passes are not redone
+    for (at, _), result in zip(batches, runner.collect(batches, reading, should_stop)):
         updated = [name for name in layers if starts[name] <= at]
         for name in updated:
             states[name].update(result, name)
