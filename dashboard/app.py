@@ -40,6 +40,7 @@ navigation = st.navigation(
         st.Page(PAGES_DIR / "feature_maps.py", title="Feature maps", icon=":material/grid_view:"),
         st.Page(PAGES_DIR / "filters.py", title="Filters", icon=":material/filter:"),
         st.Page(PAGES_DIR / "projection.py", title="Projection", icon=":material/undo:"),
+        st.Page(PAGES_DIR / "atlas.py", title="Atlas", icon=":material/apps:"),
         st.Page(PAGES_DIR / "activation_maps.py", title="Activation maps", icon=":material/local_fire_department:"),
         st.Page(PAGES_DIR / "deep_dream.py", title="Deep dream", icon=":material/cloud:"),
         st.Page(PAGES_DIR / "feature_vis.py", title="Feature visualisation", icon=":material/palette:"),

@@ -121,6 +121,15 @@ def model_view(model_key: str, image_key: str, _handle: ModelHandle, _image: Ima
     return np.asarray(_handle.model_view(_image))
 
 
+@st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner=False)
+def atlas(path: str, modified_ns: int, model_key: str, _handle: ModelHandle) -> vis_core.Atlas | None:
+    """A model's atlas folder opened for reading (``dashboard.atlases.find``), or None when it was
+    built from other weights. Keyed by the folder and the newest modification time of its files:
+    while a build runs, each run that sees newer files opens the atlas again and shows the new units."""
+    opened = vis_core.open_atlas(path)
+    return opened if opened.matches(_handle) else None
+
+
 def clear() -> None:
     """Empty every cache, and stop and forget the maps being refined."""
     st.cache_resource.clear()

@@ -69,6 +69,16 @@ LAB_JOB = "lab_job"
 LAB_RUN = "lab_run"
 LAB_FLASH = "lab_flash"
 LAB_OUTCOME = "lab_outcome"
+#: The Atlas page: its layer and filter (widgets a link or a test may set), the sidebar's layer
+#: it last followed, its build job and that job's outcome, the atlas version it drew and when the
+#: build's progress last redrew the grid.
+ATLAS_LAYER = "at_layer"
+ATLAS_UNIT = "at_unit"
+ATLAS_SIDEBAR_LAYER = "at_sidebar_layer"
+ATLAS_JOB = "at_job"
+ATLAS_OUTCOME = "at_outcome"
+ATLAS_STAMP = "at_stamp"
+ATLAS_REDRAWN = "at_redrawn"
 
 
 def layer_widget(model_key: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cache, figures, sidebar
+from dashboard import atlases, cache, figures, sidebar
 from vis_core.featuremaps import ChannelPages
 
 selection = sidebar.current()
@@ -80,6 +80,7 @@ else:
                 + (" (its ReLU switched it off everywhere)." if summary.max[channel] == 0 else ".")
                 + " Try another filter, or the Top-N view."
             )
+        atlases.show_entry(handle, layer, channel)  # what it looks for, when the model has an atlas
 
     st.subheader(f"All filters of {layer}")
     if show == "All (paged)":

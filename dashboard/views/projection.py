@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cache, escape, figures, sidebar
+from dashboard import atlases, cache, escape, figures, sidebar
 from vis_core.projection import FOCUS_MASS, RULE_LABELS, RULES, crop, shared_focus
 
 selection = sidebar.current()
@@ -78,6 +78,7 @@ for result in results.values():
     if result.note:
         st.warning(escape.markdown(result.note))
         break
+atlases.show_entry(handle, layer, channel)  # what the filter looks for, when the model has an atlas
 
 st.subheader(f"The {top_k} strongest filters of {layer} for this image")
 tiles = cache.top_projections(handle.key, entry.key, layer, top_k, top_rule, handle, entry.image)

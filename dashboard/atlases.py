@@ -1,0 +1,77 @@
+"""The model's atlas, for every page: find it, and show one filter's entry small.
+
+An atlas (``vis_core.build_atlas``) lives in one folder per model, ``vis_core.atlas_path(handle)``.
+:func:`find` opens it through :func:`dashboard.cache.atlas`, keyed by the folder and the newest
+modification time of its files, so a build in progress shows its new units on the next run
+(SQLite in WAL mode writes to ``-wal`` first: the folder's newest file is what moves). A model
+without an atlas costs one ``stat`` of a folder that is not there: the pages that show an
+entry beside their map (Feature maps, Projection) show nothing and do not wait.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import vis_core
+from dashboard import cache, escape
+from vis_core import ModelHandle
+
+#: Dataset examples shown beside a map on the other pages (the Atlas page shows them all).
+EXAMPLES_BESIDE_A_MAP = 3
+
+
+def stamp(path: Path) -> int | None:
+    """The newest modification time (ns) of the atlas folder's database files (the database and its
+    write-ahead log; not SQLite's shared-memory index, which readers touch); None when there are none."""
+    try:
+        times = [entry.stat().st_mtime_ns for entry in path.iterdir() if not entry.name.endswith("-shm")]
+    except OSError:  # no folder: no atlas (or it went while we looked)
+        return None
+    return max(times, default=None)
+
+
+def lookup(handle: ModelHandle) -> tuple[vis_core.Atlas | None, str | None]:
+    """The model's atlas (a ``vis_core.Atlas``) and None, or None and why there is none to show:
+    ``""`` when the model has no atlas folder, else a sentence (not readable yet, damaged, or
+    built from other weights under the same name; checked once per version of the atlas)."""
+    path = vis_core.atlas_path(handle)
+    modified = stamp(path)
+    if modified is None:
+        return None, ""
+    try:
+        atlas = cache.atlas(str(path), modified, handle.key, handle)
+    except vis_core.VisCoreError as exc:  # a build that has not written its first record, or a damaged folder
+        return None, str(exc)
+    if atlas is None:
+        return None, "The atlas in this model's folder was built from other weights, so it is not shown."
+    return atlas, None
+
+
+def find(handle: ModelHandle) -> vis_core.Atlas | None:
+    """The model's atlas (a ``vis_core.Atlas``), or None when there is none to show."""
+    return lookup(handle)[0]
+
+
+def source_name(source: str) -> str:
+    """A dataset example's source as a viewer reads it: the file's name, not the server's folders."""
+    return Path(source).name or source
+
+
+def example_caption(example) -> str:
+    """An example's photo and the filter's activation on it, as Markdown that shows them as they are."""
+    return escape.markdown(f"{source_name(example.source)} · {example.activation:.2f}")
+
+
+def show_entry(handle: ModelHandle, layer: str, channel: int) -> None:
+    """Beside a filter's map: its render and its top dataset examples, small, when the model's
+    atlas holds that filter; nothing otherwise."""
+    atlas = find(handle)
+    unit = atlas.unit(layer, channel) if atlas is not None else None
+    if unit is None:
+        return
+    st.caption(f"What filter {channel} looks for (from the atlas)")
+    pictures = [unit.render] + [example.patch for example in unit.examples[:EXAMPLES_BESIDE_A_MAP]]
+    captions = ["its feature visualisation"] + [example_caption(e) for e in unit.examples[:EXAMPLES_BESIDE_A_MAP]]
+    st.image(pictures, caption=captions, width=96, clamp=True)

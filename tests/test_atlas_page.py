@@ -1,0 +1,168 @@
+"""The Atlas page (#13) and the atlas entry beside a map, in AppTest, on small atlases the engine built.
+
+The atlases are real (``vis_core.build_atlas`` on MobileNetV2 with a few steps at a small size),
+written into temporary folders the dashboard finds through ``VIS_CORE_ATLASES``. One is built
+once for the module (``features.10``, the sidebar's default layer, 64 filters: two pages); the
+build tests start from an empty folder and press the page's own button.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import vis_core
+from dashboard.state import ATLAS_JOB, ATLAS_LAYER, ATLAS_UNIT, CHANNEL, LAYER
+from tests.support import shown
+from tests.support.apptest import start
+
+ATLAS = "views/atlas.py"
+FEATURE_MAPS = "views/feature_maps.py"
+PROJECTION = "views/projection.py"
+LAYER_BUILT = "features.10"  # the sidebar's default layer: 64 filters of 14×14
+#: A tiny configuration: seconds to build, and still every part of an entry.
+TINY = dict(steps=4, size=32, top_k=3)
+
+pytestmark = pytest.mark.usefixtures("clear_caches")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A folder of atlases holding MobileNetV2's, with every filter of ``features.10``."""
+    root = tmp_path_factory.mktemp("atlases")
+    handle = vis_core.load_model()
+    vis_core.build_atlas(
+        handle, layers=[LAYER_BUILT], images="sample", out=vis_core.atlas_path(handle, root=root), **TINY
+    )
+    return root
+
+
+@pytest.fixture
+def with_atlas(built, monkeypatch):
+    monkeypatch.setenv("VIS_CORE_ATLASES", str(built))
+    return built
+
+
+@pytest.fixture
+def without_atlas(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIS_CORE_ATLASES", str(tmp_path))
+    return tmp_path
+
+
+def tiles(at: AppTest) -> list[int]:
+    """The filters of the grid, in the order shown (each tile's button is its number)."""
+    return [int(button.label.split(" · ")[0]) for button in at.button if str(button.key).startswith("at_tile_")]
+
+
+def captions(at: AppTest) -> str:
+    return " ".join(shown(c.value) for c in at.caption)
+
+
+def images(at: AppTest) -> int:
+    """Pictures in the main area (an ``st.image`` of a list counts each picture)."""
+    return sum(len(element.proto.imgs) for element in at.main.image)
+
+
+def image_captions(at: AppTest) -> str:
+    return " ".join(shown(picture.caption) for element in at.main.image for picture in element.proto.imgs)
+
+
+def test_the_grid_and_one_filter_large(with_atlas):
+    at = start(ATLAS)
+    assert at.title[0].value == "Atlas" and "What does each filter of this layer look for?" in at.markdown[0].value
+    assert at.selectbox(key=ATLAS_LAYER).value == LAYER_BUILT  # the sidebar's layer
+    assert "features.10 · 64 filters · in the atlas" in at.selectbox(key=ATLAS_LAYER).options
+    assert tiles(at) == list(range(32))  # page 1 of 2
+    assert not any(b.key == "at_build" for b in at.button)  # nothing to build
+    assert at.subheader[1].value == "Filter 0 of features.10"
+    assert "What it looks for" in image_captions(at)
+    assert images(at) == 32 + 1 + TINY["top_k"]  # the tiles, the render large, its examples
+    labels = [m.label for m in at.metric]
+    assert "Fires on" in labels and "Rank on this photo (by mean)" in labels
+    fires = next(m.value for m in at.metric if m.label == "Fires on")
+    assert fires.endswith(f"of {len(vis_core.sample_names())} photos")
+    spec = json.dumps([json.loads(c.proto.spec) for c in at.get("plotly_chart")])
+    assert "Where filter 0 fires on chelsea" in spec
+    unit = vis_core.open_atlas(vis_core.atlas_path(vis_core.load_model())).unit(LAYER_BUILT, 0)
+    best = unit.examples[0]
+    assert f"{best.activation:.2f}" in image_captions(at)  # each example names its photo and activation
+
+    at.number_input(key=f"at_page_{LAYER_BUILT}").set_value(2).run()
+    assert tiles(at) == list(range(32, 64))
+    at.button(key="at_tile_40").click().run()  # a tile's button chooses it
+    assert not at.exception
+    assert at.number_input(key=ATLAS_UNIT).value == 40
+    assert at.subheader[1].value == "Filter 40 of features.10"
+
+
+def test_ordered_by_how_strongly_each_fires_on_the_photo(with_atlas):
+    handle = vis_core.load_model()
+    summary = vis_core.feature_maps(handle, vis_core.sample_image("chelsea")).channel_summary(LAYER_BUILT)
+    at = start(ATLAS, at_order="mean activation on this photo")
+    assert tiles(at) == summary.strongest(32, by="mean")
+    assert "strongest mean activation on chelsea" in captions(at)
+    at = start(ATLAS, at_order="peak activation on this photo", **{ATLAS_UNIT: 7})
+    order = summary.strongest(64, by="max")
+    first = order.index(7) // 32 * 32  # the page opens where the chosen filter is
+    assert tiles(at) == order[first : first + 32]
+    assert at.subheader[1].value == "Filter 7 of features.10"
+
+
+def test_the_page_follows_the_sidebar_and_its_filter(with_atlas):
+    at = start(ATLAS, **{LAYER: LAYER_BUILT, CHANNEL: 5})
+    assert at.number_input(key=ATLAS_UNIT).value == 5
+    at = start(ATLAS, **{LAYER: "features.2"})  # not in the atlas: offered to build
+    assert at.selectbox(key=ATLAS_LAYER).value == "features.2"
+    assert any(b.label == "Build the atlas of features.2" for b in at.button)
+    assert "this model's atlas settings: 4 steps at 32 px" in captions(at)  # one atlas, one set of settings
+    assert not tiles(at)
+
+
+def test_a_model_without_an_atlas_builds_one_from_the_page(without_atlas):
+    at = start(ATLAS, at_steps=TINY["steps"], at_size=TINY["size"], at_top_k=2, **{ATLAS_LAYER: "features.1"})
+    assert "features.1 has no atlas yet" in " ".join(m.value for m in at.markdown)
+    assert "on this machine, in the background" in captions(at)
+    next(b for b in at.button if b.label == "Build the atlas of features.1").click().run()
+    assert not at.exception
+    job = at.session_state[ATLAS_JOB]
+    said = [shown(s.value) for s in at.success]  # on a fast machine the build may end within that run
+    assert job.wait(120) and job.error is None, job.error
+    at.run()
+    said += [shown(s.value) for s in at.success]
+    assert any("The atlas of features.1 is built: 16 filters" in text for text in said), said
+    assert tiles(at) == list(range(16))
+    assert images(at) == 16 + 1 + 2
+    atlas = vis_core.open_atlas(vis_core.atlas_path(vis_core.load_model()))
+    assert atlas.channels("features.1") == list(range(16)) and atlas.settings["top_k"] == 2
+
+
+def test_a_build_can_be_stopped_and_continued(without_atlas):
+    at = start(ATLAS, at_steps=64, at_size=64, **{ATLAS_LAYER: "features.14"})  # 160 filters: time to stop
+    at.button(key="at_build").click().run()
+    job = at.session_state[ATLAS_JOB]
+    at.button(key="at_stop").click().run()
+    said = [shown(w.value) for w in at.warning]  # the build may have stopped within this run already
+    assert job.wait(120)
+    at.run()
+    said += [shown(w.value) for w in at.warning]
+    assert any("The build of features.14 was stopped" in text for text in said), said + [e.value for e in at.error]
+    assert any(b.key == "at_build" for b in at.button)  # and it can be continued
+
+
+def test_feature_maps_and_projection_show_the_entry_when_there_is_one(with_atlas):
+    at = start(FEATURE_MAPS, **{CHANNEL: 3})
+    assert "What filter 3 looks for (from the atlas)" in captions(at)
+    assert images(at) == 1 + 3
+    at = start(PROJECTION, pr_top_k=4, **{CHANNEL: 3})
+    assert "What filter 3 looks for (from the atlas)" in captions(at)
+    at = start(FEATURE_MAPS, **{LAYER: "features.2"})  # a layer the atlas does not hold
+    assert "from the atlas" not in captions(at) and not at.exception
+
+
+def test_and_nothing_when_there_is_none(without_atlas):
+    at = start(FEATURE_MAPS, **{CHANNEL: 3})
+    assert "from the atlas" not in captions(at) and images(at) == 0
+    assert not at.error and not at.warning
+    assert not any(without_atlas.iterdir())  # looking for an atlas writes nothing
