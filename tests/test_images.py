@@ -1,4 +1,4 @@
-"""Every bad or odd image from THREATS.md: a clear ImageError, or sensible RGB."""
+"""Every bad or odd image we know of (truncated, huge, lying headers, odd modes): an ImageError, or sensible RGB."""
 
 from __future__ import annotations
 

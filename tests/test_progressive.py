@@ -7,6 +7,7 @@ the exact map of the same run.
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -49,7 +50,7 @@ def test_first_picture_agrees_with_the_exact_map_as_stated(handle, photo, method
 def test_scorecam_first_picture_agrees_at_the_default_layer(handle, photo):
     stages = list(attribute_stages(handle, vis_core.sample_image(photo), "scorecam"))
     channels = handle.layer(handle.last_spatial_layer()).channels
-    assert [s.approximation.split(" over the ")[1].split(" of ")[0] for s in stages[:-1]] == ["32", "128", "512"]
+    assert [s.approximation.split(" over the ")[1].split(" of ")[0] for s in stages[:-1]] == ["16", "64", "256", "1024"]
     assert str(channels) in stages[0].approximation
     assert pearson(stages[0].model_map, stages[-1].model_map) >= METHODS["scorecam"].first_agreement
 
@@ -154,3 +155,15 @@ def test_the_pages_estimate_long_work_and_refuse_what_is_over_the_cap():
     assert at.button(key="fv_go").disabled
     at = start("views/deep_dream.py")
     assert any(c.value.startswith("About ") for c in at.caption)
+
+
+@pytest.mark.usefixtures("clear_caches")
+def test_the_activation_maps_page_shows_a_first_picture_and_says_what_it_is():
+    from tests.support.apptest import start
+
+    at = start("views/activation_maps.py", am_method="scorecam", am_compare=["gradcam"])
+    titles = " ".join(json.dumps(json.loads(chart.proto.spec), ensure_ascii=False) for chart in at.get("plotly_chart"))
+    assert "Score-CAM for 'Egyptian cat' at features.18" in titles
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "First picture: Score-CAM over the 16 of 1280 channels with the most Grad-CAM evidence" in captions
+    assert "r ≥ 0.90" in captions and "Sharpening: Score-CAM" in captions

@@ -1,4 +1,4 @@
-"""The client is not trusted, and sizes lie (THREATS.md): each case here broke once.
+"""The client is not trusted, and sizes lie: each case here broke once.
 
 A crafted client can send any string for a widget, a link carries any text, a small file can
 declare gigabytes and a run can fill the disk. Each test names the attack and shows that it

@@ -77,7 +77,8 @@ outcome = live.work(
     file="deep-dream",
 )
 if outcome is None:
-    st.caption("Choose the settings on the left and press Dream.")
+    st.image(entry.image, width=480)
+    st.caption("The photo to dream into. Choose the settings on the left and press Dream.")
     st.stop()
 
 dream = outcome.value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import live, sidebar, state
+from dashboard import cache, live, sidebar, state
 from vis_core.inversion import reconstruct
 
 selection = sidebar.current()
@@ -58,7 +58,11 @@ outcome = live.work(
     file="reconstruction",
 )
 if outcome is None or not outcome.value:
-    st.caption("Press a button to reconstruct.")
+    st.image(
+        cache.model_view(handle.key, entry.key, handle, entry.image),
+        caption="The photo as the model sees it. Press a button to rebuild it from a layer.",
+        width=320,
+    )
     st.stop()
 
 results = outcome.value

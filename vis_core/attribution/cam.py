@@ -23,7 +23,7 @@ from .registry import ClassScore, ProgressCallback, RawMap, activation_and_gradi
 #: Masked images per Score-CAM forward pass.
 SCORECAM_BATCH = 32
 #: Channels in Score-CAM's first picture, then each stage four times as many.
-SCORECAM_FIRST = 32
+SCORECAM_FIRST = 16
 
 
 @register(
@@ -137,7 +137,7 @@ def scorecam(
 
     Progressive: the channels are scored in the order of their Grad-CAM contribution (mean
     gradient times mean activation, one backward pass), and a map over the channels scored so
-    far is yielded after 32, then 4x as many, and so on: the softmax is dominated by the few
+    far is yielded after 16, then 4x as many, and so on: the softmax is dominated by the few
     channels that keep the class's evidence, which come first in that order. The last stage
     scores every channel and is exactly Score-CAM."""
     if progressive:
@@ -160,16 +160,18 @@ def scorecam(
     total = masks.shape[0]
     scores = torch.empty(total)
     show_at = SCORECAM_FIRST if progressive else total
-    for start in range(0, total, SCORECAM_BATCH):
+    done = 0
+    while done < total:
         if should_stop is not None and should_stop():
             raise Stopped("Score-CAM was stopped.")
-        chosen = order[start : start + SCORECAM_BATCH]
+        end = min(total, done + SCORECAM_BATCH, show_at if show_at > done else total)
+        chosen = order[done:end]
         with handle.guard() as model, torch.no_grad():  # per batch: other long work can take turns
             scores[chosen] = model(inputs * masks[chosen, None])[:, target].float()
-        done = min(total, start + SCORECAM_BATCH)
+        done = end
         if progress is not None:
             progress(done, total)
-        if done >= show_at and done < total:
+        if done == show_at and done < total:
             scored = order[:done]
             weights = torch.softmax(scores[scored], dim=0)
             values = (weights[:, None, None] * activation[0, scored]).sum(dim=0).numpy()
