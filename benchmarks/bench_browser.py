@@ -32,12 +32,14 @@ from tests.support import browser as local_server
 TARGET_MS = 200
 SWITCH_TARGET_MS = 1000
 #: Sidebar entry -> (the page's title (h1), whether it shows a picture before any button is
-#: pressed: feature visualisation paints only on request, and the lab has no run yet here).
+#: pressed: feature visualisation paints only on request, the lab has no run and the model no
+#: atlas yet here).
 PAGES = {
     "Overview": ("Overview", True),
     "Feature maps": ("Feature maps", True),
     "Filters": ("Filters", True),
     "Projection": ("Projection to pixels", True),
+    "Atlas": ("Atlas", False),
     "Activation maps": ("Activation maps", True),
     "Deep dream": ("Deep dream", True),
     "Feature visualisation": ("Feature visualisation", False),
