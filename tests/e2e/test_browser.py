@@ -33,8 +33,9 @@ PAGES = {
     "feature_vis": "Feature visualisation",
     "reconstruction": "Feature reconstruction",
     "training_lab": "Training lab",
+    "atlas": "Atlas",
 }
-NO_CHART_UNTIL_ASKED = {"training_lab", "deep_dream", "feature_vis", "reconstruction"}
+NO_CHART_UNTIL_ASKED = {"training_lab", "deep_dream", "feature_vis", "reconstruction", "atlas"}
 LONG = 180_000  # ms: generous for a 2-core CI machine; a passing check returns as soon as it holds
 
 pytestmark = pytest.mark.e2e
@@ -51,9 +52,13 @@ def server(tmp_path_factory):
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     log = tmp_path_factory.mktemp("log") / "streamlit.log"
     runs = tmp_path_factory.mktemp("runs")
+    atlases = tmp_path_factory.mktemp("atlases")  # the server's atlases: none until a test builds one
+    environment = pytest.MonkeyPatch()
+    environment.setenv("VIS_CORE_ATLASES", str(atlases))
     with web.dashboard(runs, log=log) as url:
-        url.runs = runs
+        url.runs, url.atlases = runs, atlases
         yield url
+    environment.undo()
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[text.find("Traceback") :][:3000]
 
@@ -341,6 +346,34 @@ def test_the_training_lab_buttons(server, page):
     expect(page.locator("text=conv2 · filter 0").first).to_be_visible()  # computed on the run's test image
     no_exception(page)
     shot(page, "training-lab")
+
+
+def test_the_atlas_page_draws_the_grid_and_a_filter_large(server, page):
+    """A small atlas (the engine, 4 steps at 32 px): every tile's picture is drawn, and a tile's
+    button shows its filter large, with its photo patches and where it fires on the photo."""
+    import vis_core
+
+    handle = vis_core.load_model()
+    out = vis_core.atlas_path(handle, root=server.atlases)
+    vis_core.build_atlas(handle, layers=["features.10"], images="sample", out=out, steps=4, size=32, top_k=3)
+    open_view(page, f"{server}/atlas")
+    expect(page.locator("h1").first).to_have_text("Atlas")
+    main = page.locator('[data-testid="stMainBlockContainer"]')
+    expect(main.get_by_role("img", name=re.compile(r"^what filter \d+ looks for$"))).to_have_count(32)
+    main.get_by_role("button", name="5", exact=True).click()
+    expect(main.get_by_role("heading", name="Filter 5 of features.10")).to_be_visible()
+    large = main.get_by_role("img", name="what filter 5 looks for, large")
+    expect(large).to_be_visible()
+    drawn = "img => img.complete && img.naturalWidth > 0"
+    wait_until(lambda: large.evaluate(drawn), 60, "the large picture to be decoded")
+    wait_until(
+        lambda: main.locator("img").evaluate_all(f"images => images.filter({drawn}).length") >= 32 + 1 + 3,
+        60,
+        "every tile, the large picture and its 3 photo patches to be decoded",
+    )
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()  # where it fires on the photo
+    no_exception(page)
+    shot(page, "atlas")
 
 
 def test_concurrent_viewers_each_see_their_own_image(server, chromium):
