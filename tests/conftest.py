@@ -12,6 +12,16 @@ from tests.support.apptest import clear_caches  # noqa: F401 - a fixture for the
 from vis_core import ModelHandle
 
 
+@pytest.fixture(autouse=True)
+def _private_atlases(tmp_path_factory, monkeypatch):
+    """Every test sees an empty atlases folder of its own unless it builds one: an atlas a user
+    built in this checkout must not change what the pages show under test."""
+    import os
+
+    if "VIS_CORE_ATLASES" not in os.environ:
+        monkeypatch.setenv("VIS_CORE_ATLASES", str(tmp_path_factory.mktemp("atlases")))
+
+
 @pytest.fixture(scope="session")
 def handle() -> ModelHandle:
     """The real default model (MobileNetV2, offline weights), shared like the dashboard does."""
