@@ -220,8 +220,11 @@ def test_sigkill_mid_build_then_resume_equals_one_build_and_redoes_nothing(tiny,
     try:
         while time.monotonic() < deadline and process.poll() is None:
             if (out / "atlas.sqlite").exists():
-                with sqlite3.connect(f"file:{out / 'atlas.sqlite'}?mode=ro", uri=True) as db:
-                    written = db.execute("SELECT COUNT(*) FROM units").fetchone()[0]
+                try:
+                    with sqlite3.connect(f"file:{out / 'atlas.sqlite'}?mode=ro", uri=True) as db:
+                        written = db.execute("SELECT COUNT(*) FROM units").fetchone()[0]
+                except sqlite3.OperationalError:  # created, its tables not yet
+                    written = 0
                 if written:
                     break
             time.sleep(0.05)
