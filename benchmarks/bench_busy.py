@@ -69,7 +69,7 @@ def _start_featurevis(page, local_server) -> None:
 def _start_scorecam(page, local_server) -> None:
     local_server.open_page(page, "Activation maps")
     local_server.settle(page)
-    box = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Method")
+    box = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Method", exact=True)
     box.click()
     box.fill("Score-CAM")
     box.press("Enter")
