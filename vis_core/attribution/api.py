@@ -13,7 +13,17 @@ from PIL import Image
 from ..errors import ParameterError
 from ..models import ModelHandle
 from .gradients import IG_COMPLETENESS
-from .registry import METHODS, Attribution, Method, ProgressCallback, RawMap, default_layer, resolve_target, upsample
+from .registry import (
+    METHODS,
+    Attribution,
+    Method,
+    ProgressCallback,
+    RawMap,
+    default_layer,
+    resolve_target,
+    scale,
+    upsample,
+)
 
 
 def attribute(
@@ -169,7 +179,7 @@ def _finish(
                 f"{spec.label} is zero everywhere: no part of {layer} speaks for "
                 f"'{label}' (its evidence is all negative). Try another class or an earlier layer."
             )
-        model_map = _positive_upsampled_scaled(raw, size)
+        model_map = scale(upsample(np.maximum(raw, 0), size))  # pytorch-grad-cam's display of a CAM
     else:
         model_map = raw if raw.shape == size else upsample(raw, size)
         if float(np.abs(model_map).max()) == 0:
@@ -194,10 +204,3 @@ def _finish(
         exact=output.exact,
         approximation=output.approximation,
     )
-
-
-def _positive_upsampled_scaled(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """pytorch-grad-cam's display of a CAM: ``max(cam, 0)``, upsampled bilinearly, then min-max scaled."""
-    up = upsample(np.maximum(cam, 0), size)
-    up = up - up.min()
-    return up / (1e-7 + up.max())
