@@ -55,15 +55,15 @@ with st.sidebar:
         help="Starts at the last convolutional block, the usual choice: its maps are the most abstract that still "
         "have a position.",
     )
+    compare = st.multiselect(
+        "Methods side by side",
+        list(METHODS),
+        default=["gradcam", "layercam", "saliency", "guided_backprop"],
+        format_func=lambda m: METHODS[m].label,
+        key="am_compare",
+        help="Slow methods (Score-CAM, occlusion) show a quick first picture and sharpen it while you watch.",
+    )
 view = cache.model_view(handle.key, entry.key, handle, entry.image)
-compare = st.multiselect(
-    "Methods side by side",
-    list(METHODS),
-    default=["gradcam", "layercam", "saliency", "guided_backprop"],
-    format_func=lambda m: METHODS[m].label,
-    key="am_compare",
-    help="Slow methods (Score-CAM, occlusion) show a quick first picture and sharpen it while you watch.",
-)
 
 
 def compute(name: str) -> vis_core.Attribution | refine.Refinement | None:
