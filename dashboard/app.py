@@ -34,20 +34,36 @@ PAGES_DIR = (
 
 st.set_page_config(page_title="Inside a CNN", page_icon="🔬", layout="wide")
 
-navigation = st.navigation(
-    [
-        st.Page(PAGES_DIR / "overview.py", title="Overview", icon=":material/home:", default=True),
+#: The pages in the navigation, grouped by what a visitor wants to do; plain titles (the page's own
+#: heading names the technique too). Each page's address is its file name (``/activation_maps``);
+#: the tour is the landing page.
+PAGES = {
+    "Start": [
+        st.Page(PAGES_DIR / "tour.py", title="Tour", icon=":material/tour:", default=True),
+        st.Page(PAGES_DIR / "glossary.py", title="Glossary", icon=":material/menu_book:"),
+    ],
+    "Look inside": [
+        st.Page(PAGES_DIR / "overview.py", title="Photo and guesses", icon=":material/home:"),
         st.Page(PAGES_DIR / "feature_maps.py", title="Feature maps", icon=":material/grid_view:"),
         st.Page(PAGES_DIR / "filters.py", title="Filters", icon=":material/filter:"),
-        st.Page(PAGES_DIR / "projection.py", title="Projection", icon=":material/undo:"),
+        st.Page(PAGES_DIR / "unit.py", title="One filter", icon=":material/center_focus_strong:"),
+        st.Page(PAGES_DIR / "projection.py", title="Back to pixels", icon=":material/undo:"),
         st.Page(PAGES_DIR / "atlas.py", title="Atlas", icon=":material/apps:"),
-        st.Page(PAGES_DIR / "activation_maps.py", title="Activation maps", icon=":material/local_fire_department:"),
+    ],
+    "Explain a decision": [
+        st.Page(PAGES_DIR / "activation_maps.py", title="Where it looked", icon=":material/local_fire_department:"),
+    ],
+    "Make pictures": [
         st.Page(PAGES_DIR / "deep_dream.py", title="Deep dream", icon=":material/cloud:"),
-        st.Page(PAGES_DIR / "feature_vis.py", title="Feature visualisation", icon=":material/palette:"),
-        st.Page(PAGES_DIR / "reconstruction.py", title="Reconstruction", icon=":material/restore:"),
+        st.Page(PAGES_DIR / "feature_vis.py", title="Ideal images", icon=":material/palette:"),
+        st.Page(PAGES_DIR / "reconstruction.py", title="Rebuild the photo", icon=":material/restore:"),
+    ],
+    "Present and train": [
+        st.Page(PAGES_DIR / "talk.py", title="My talk", icon=":material/slideshow:"),
         st.Page(PAGES_DIR / "training_lab.py", title="Training lab", icon=":material/school:"),
-    ]
-)
+    ],
+}
+navigation = st.navigation(PAGES)
 sidebar.render()
 try:
     navigation.run()

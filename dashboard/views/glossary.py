@@ -1,0 +1,5 @@
+"""Glossary (being built)."""
+
+import streamlit as st
+
+st.title("Glossary")

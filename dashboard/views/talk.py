@@ -1,0 +1,5 @@
+"""My talk (being built)."""
+
+import streamlit as st
+
+st.title("My talk")

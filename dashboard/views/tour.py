@@ -1,0 +1,5 @@
+"""Tour (being built)."""
+
+import streamlit as st
+
+st.title("Tour")

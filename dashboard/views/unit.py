@@ -1,0 +1,5 @@
+"""One filter (being built)."""
+
+import streamlit as st
+
+st.title("One filter")
