@@ -35,15 +35,15 @@ SWITCH_TARGET_MS = 1000
 #: pressed: feature visualisation paints only on request, the lab has no run and the model no
 #: atlas yet here).
 PAGES = {
-    "Overview": ("Overview", True),
+    "Photo and guesses": ("Overview", True),
     "Feature maps": ("Feature maps", True),
     "Filters": ("Filters", True),
-    "Projection": ("Projection to pixels", True),
+    "Back to pixels": ("Projection to pixels", True),
     "Atlas": ("Atlas", False),
-    "Activation maps": ("Activation maps", True),
+    "Where it looked": ("Activation maps", True),
     "Deep dream": ("Deep dream", True),
-    "Feature visualisation": ("Feature visualisation", False),
-    "Reconstruction": ("Feature reconstruction", True),
+    "Ideal images": ("Feature visualisation", False),
+    "Rebuild the photo": ("Feature reconstruction", True),
     "Training lab": ("Training lab", False),
 }
 ROUNDS = 3

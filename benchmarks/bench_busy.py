@@ -58,7 +58,7 @@ _ARM = """(caption) => {
 
 
 def _start_featurevis(page, local_server) -> None:
-    local_server.open_page(page, "Feature visualisation")
+    local_server.open_page(page, "Ideal images")
     local_server.settle(page)
     local_server.set_slider(page, "Steps", end=True)
     local_server.settle(page)
@@ -67,7 +67,7 @@ def _start_featurevis(page, local_server) -> None:
 
 
 def _start_scorecam(page, local_server) -> None:
-    local_server.open_page(page, "Activation maps")
+    local_server.open_page(page, "Where it looked")
     local_server.settle(page)
     box = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Method", exact=True)
     box.click()

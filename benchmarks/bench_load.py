@@ -166,7 +166,7 @@ def _viewer(
             started = enter_channel(page, 0)
             shows(page, 0, maps[photo][0], started, "viewer_change_filter", f"{photo} filter 0")
         start = time.perf_counter()
-        local_server.open_page(page, "Overview")
+        local_server.open_page(page, "Photo and guesses")
         page.wait_for_selector("text=Top-5 predictions", timeout=120_000)
         timed("viewer_open_overview", start)
         bars = next(c for c in local_server.charts(page) if c["title"] == "Top-5 predictions")["traces"][0]

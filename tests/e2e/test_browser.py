@@ -24,7 +24,7 @@ from tests.support.browser import alert, in_use, settle, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PAGES = {
-    "": "Overview",
+    "overview": "Overview",
     "feature_maps": "Feature maps",
     "filters": "Filters",
     "projection": "Projection to pixels",
@@ -100,7 +100,7 @@ def test_every_page_renders(server, page, path, title):
     if path not in NO_CHART_UNTIL_ASKED:
         expect(page.locator(".js-plotly-plot").first).to_be_visible()
     no_exception(page)
-    shot(page, f"page-{path or 'overview'}")
+    shot(page, f"page-{path}")
 
 
 def _upload(page, path: Path) -> None:
@@ -126,7 +126,7 @@ def test_uploads_good_and_bad(server, page, tmp_path):
     vis_core.sample_image("coffee").save(buffer, "JPEG")
     truncated = tmp_path / "cut.jpg"
     truncated.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-    open_view(page, server)
+    open_view(page, f"{server}/overview")
     page.get_by_test_id("stRadioGroup").get_by_text("Upload", exact=True).click()
     _upload(page, good)
     expect(page.get_by_text("In use: upload rocket.jpg")).to_have_count(1)
@@ -163,7 +163,7 @@ def test_a_link_opens_its_view_and_the_address_bar_follows(server, page):
     expect(page.locator("text=features.5.conv.1 · filter 9").first).to_be_visible()
     for part in ("filter=9", "layer=features.5.conv.1", "image=coffee"):
         expect(page).to_have_url(re.compile(re.escape(part)))
-    web.open_page(page, "Overview")
+    web.open_page(page, "Photo and guesses")
     expect(page.locator("h1").first).to_have_text("Overview")
     for part in ("filter=9", "image=coffee"):  # the next page keeps the view
         expect(page).to_have_url(re.compile(re.escape(part)))
@@ -189,7 +189,7 @@ def test_own_weights_upload_and_refusal(server, page, tmp_path):
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps(_Canary(), protocol=2))
 
-    open_view(page, server)
+    open_view(page, f"{server}/overview")
     page.get_by_text("Use your own weights").click()
     architecture = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Architecture")
     architecture.click()
@@ -327,7 +327,7 @@ def test_the_training_lab_buttons(server, page):
     page.get_by_role("button", name="Use this network in the sidebar").click()
     expect(page.get_by_text(re.compile(r"^In use: test image 0 \(.+\)$"))).to_be_visible()
     expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile(r"^browser-run"))
-    web.open_page(page, "Overview")
+    web.open_page(page, "Photo and guesses")
     expect(page.locator("h1").first).to_have_text("Overview")
     expect(page.get_by_text(re.compile(r"each of the 10 things it knows"))).to_be_visible()  # the digits run
 
