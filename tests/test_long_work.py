@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import vis_core
+from vis_core import models
 
 PAUSED_JOBS = {
     "feature visualisation": lambda handle, image, on_step: vis_core.feature_visualization(
@@ -82,3 +83,49 @@ def test_the_twin_gives_the_same_results(handle, cat):
     )
     direct = vis_core.attribute(handle, cat, "gradcam").map
     assert vis_core.attribute(twin, cat, "gradcam").map.tolist() == direct.tolist()
+
+
+def test_long_work_makes_way_for_a_click(handle, monkeypatch):
+    """While a click runs on the shared handle, the twin's next step waits (sharing two cores made
+    the click twice as slow); when it ends, the long work goes on; a stream of clicks cannot
+    starve it (the wait is bounded)."""
+    monkeypatch.setattr(models, "MAKE_WAY_SECONDS", 120.0)
+    twin = handle.for_long_work()
+    assert handle.make_way() == 0.0  # only long work makes way
+    inside, leave = threading.Event(), threading.Event()
+
+    def click() -> None:
+        with handle.guard():
+            inside.set()
+            leave.wait(120)
+
+    clicker = threading.Thread(target=click)
+    clicker.start()
+    assert inside.wait(60)
+    entered = threading.Event()
+
+    def long_step() -> None:
+        with twin.guard():  # a Score-CAM batch, say: the twin's guard makes way first
+            entered.set()
+
+    stepper = threading.Thread(target=long_step)
+    stepper.start()
+    try:
+        assert not entered.wait(1.0), "the long work's step ran while a click was being served"
+    finally:
+        leave.set()
+        clicker.join(60)
+    assert entered.wait(60), "the long work never went on after the click"
+    stepper.join(60)
+
+    monkeypatch.setattr(models, "MAKE_WAY_SECONDS", 0.2)  # bounded: a click that never ends cannot stop it
+    inside.clear(), leave.clear()
+    clicker = threading.Thread(target=click)
+    clicker.start()
+    try:
+        assert inside.wait(60)
+        waited = twin.make_way()
+        assert 0.15 <= waited < 60
+    finally:
+        leave.set()
+        clicker.join(60)

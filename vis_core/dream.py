@@ -163,6 +163,7 @@ def deep_dream(
             for _ in range(int(steps)):
                 if should_stop is not None and should_stop():
                     raise Stopped
+                handle.make_way()  # a click on the shared handle goes first
                 dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
                 rolled = torch.roll(current, shifts=(dy, dx), dims=(2, 3))
                 gradient = gaussian_blur(_gradient(handle, rolled, objective, int(tile_size)), smoothing)

@@ -15,14 +15,24 @@ the faithfulness curves) runs on :meth:`ModelHandle.for_long_work`: a twin handl
 copy of the model and its own lock, made once. A minute-long render then never holds the lock
 that a click's feature maps or prediction wait for; the twin has the same weights, so results
 equal those on the handle itself, and its guard keeps the same promises.
+
+A twin also makes way for clicks. Its own lock keeps long work from blocking a click, but on a
+CPU both still share the cores: a click's forward pass beside a Score-CAM batch ran about twice
+as slow. So the handle counts the calls in progress on it (:class:`Clicks`), and long work calls
+:meth:`ModelHandle.make_way` between its steps (the twin's guard does at every entry, and the
+optimisation loops at every step): while a click is being served, and for a short quiet spell
+after it (a page makes several calls in a row), the long work waits, at most
+:data:`MAKE_WAY_SECONDS` at a time so a stream of clicks cannot starve it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +53,52 @@ from .layers import LayerInfo, build_layer_index
 #: Images more elongated than this are centre-cropped to this aspect ratio before resizing,
 #: so a 3x10000 strip cannot turn into a gigapixel tensor. Normal photos are unaffected.
 MAX_ASPECT_RATIO = 4.0
+
+#: Long work waits at most this long, per step, for clicks in progress to finish.
+MAKE_WAY_SECONDS = 3.0
+#: ... and until no click has run for this long (the calls of one page run follow each other).
+QUIET_SECONDS = 0.25
+
+
+class Clicks:
+    """The calls in progress on an interactive handle, for its long-work twin to make way for."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._last_end = float("-inf")
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with self._changed:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._last_end = time.monotonic()
+                self._changed.notify_all()
+
+    def wait_quiet(self) -> float:
+        """Wait until no call runs and none ended in the last :data:`QUIET_SECONDS`, at most
+        :data:`MAKE_WAY_SECONDS`; returns the seconds waited."""
+        quiet, most = QUIET_SECONDS, MAKE_WAY_SECONDS
+        start = time.monotonic()
+        deadline = start + most
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                if self._running:
+                    self._changed.wait(deadline - now)
+                    continue
+                calm_at = self._last_end + quiet
+                if now >= calm_at:
+                    break
+                self._changed.wait(min(calm_at, deadline) - now)
+        return time.monotonic() - start
 
 
 @dataclass(eq=False)
@@ -79,6 +135,7 @@ class ModelHandle:
     layers: dict[str, LayerInfo] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _long_work: ModelHandle | None = field(default=None, init=False, repr=False)
+    _clicks: Clicks = field(default_factory=Clicks, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.model.eval()
@@ -134,15 +191,17 @@ class ModelHandle:
                 if self._long_work is None:
                     twin = dataclasses.replace(self, model=copy.deepcopy(self.model), lock=threading.RLock())
                     twin._long_work = twin
+                    twin._clicks = self._clicks  # the twin makes way for this handle's calls
                     self._long_work = twin
         return self._long_work
 
     def __getstate__(self) -> dict:
         """Pickled (to reach Ray workers) without the lock, the twin and the cached properties."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("lock", "_long_work")}
+        skip = ("lock", "_long_work", "_clicks")
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, lock=threading.RLock(), _long_work=None)
+        self.__dict__.update(state, lock=threading.RLock(), _long_work=None, _clicks=Clicks())
 
     # ----------------------------------------------------------- preprocessing
     def model_view(self, image: Image.Image) -> Image.Image:
@@ -240,6 +299,16 @@ class ModelHandle:
         return names[-1]
 
     # ------------------------------------------------------------------- guard
+    @property
+    def is_long_work(self) -> bool:
+        """Whether this is a long-work twin (see :meth:`for_long_work`)."""
+        return self._long_work is self
+
+    def make_way(self) -> float:
+        """On a long-work twin: wait while clicks are served on the handle it twins (see the module
+        docstring); elsewhere nothing. Returns the seconds waited."""
+        return self._clicks.wait_quiet() if self.is_long_work else 0.0
+
     @contextmanager
     def guard(self) -> Iterator[nn.Module]:
         """Hold the lock and leave the model exactly as found, whatever happens inside.
@@ -249,7 +318,12 @@ class ModelHandle:
         inside the block.
         """
         modules = tuple(self.modules.values())
-        with self.lock, removing_new_hooks(modules):
+        if self.is_long_work:
+            self.make_way()
+            counting = contextlib.nullcontext()
+        else:
+            counting = self._clicks.running()
+        with counting, self.lock, removing_new_hooks(modules):
             switchable = self._switchable
             parameters = self._parameters
             training = [module.training for module in modules]

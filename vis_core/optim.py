@@ -124,6 +124,7 @@ def ascend(
         for step in range(1, int(steps) + 1):
             if should_stop is not None and should_stop():
                 raise Stopped
+            handle.make_way()  # a click on the shared handle goes first (see ModelHandle.make_way)
             optimizer.zero_grad(set_to_none=True)
             images = param()
             transformed = images

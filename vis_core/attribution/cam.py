@@ -20,8 +20,9 @@ from ..models import ModelHandle
 from ..optim import Stopped
 from .registry import ClassScore, ProgressCallback, RawMap, activation_and_gradient, needs_grad, register
 
-#: Masked images per Score-CAM forward pass.
-SCORECAM_BATCH = 32
+#: Masked images per Score-CAM forward pass: small enough that a click arriving mid-batch shares
+#: the cores only briefly before the next batch makes way for it (``ModelHandle.make_way``).
+SCORECAM_BATCH = 16
 #: Channels in Score-CAM's first picture, then each stage four times as many.
 SCORECAM_FIRST = 16
 
