@@ -80,6 +80,17 @@ ATLAS_OUTCOME = "at_outcome"
 ATLAS_STAMP = "at_stamp"
 ATLAS_REDRAWN = "at_redrawn"
 
+# -- one place per unit and tile clicks (#15, "words"): a click on a tile of a grid chooses that
+#    layer and filter for the sidebar, applied by layer_choice before its widgets are drawn in the
+#    next run (a page runs after the sidebar, so it cannot set the Filter widget itself); the
+#    clicks already applied, per chart (a chart keeps its selection across reruns); the filter a
+#    click chose, for the "Everything about filter N" link; the One filter page's quick painting.
+PENDING_LAYER = "_pending_layer"
+PENDING_CHANNEL = "_pending_channel"
+CLICKS_SEEN = "_clicks_seen"
+PICKED = "_picked"
+UNIT_RENDER = "un_render"
+
 
 def layer_widget(model_key: str) -> str:
     """The Layer widget's key for one model (see ``layer_choice``)."""
