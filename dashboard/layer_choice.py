@@ -1,15 +1,29 @@
-"""The sidebar's layer and filter (channel) of the model in use.
+"""The sidebar's layer and filter (channel) of the model in use, and choosing them by a click.
 
 The chosen layer is kept in ``state.LAYER`` and survives model changes: when the new model
-has no such layer the choice moves to its block, else to a middle-depth block.
+has no such layer the choice moves to its block, else to a middle-depth block. The first filter
+shown is the one that responds most strongly to the photo, so the first map a visitor sees shows
+something. The Layer menu names each block's depth in plain words (``features.10 · parts of
+objects``; :func:`vis_core.layers.depths`).
+
+A click on a tile of a grid (:func:`pick`, :func:`choose`) chooses that filter: the page runs
+after the sidebar, so the choice waits in ``state.PENDING_LAYER``/``PENDING_CHANNEL`` and
+:func:`controls` applies it before drawing the widgets in the next run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import streamlit as st
 
-from dashboard import state
+from dashboard import glossary, state
 from vis_core import LayerInfo, ModelHandle
+from vis_core.layers import depths
+
+#: The One filter page, for links to it.
+UNIT_PAGE = "views/unit.py"
 
 
 def default_layer(handle: ModelHandle) -> str:
@@ -23,18 +37,67 @@ def has_maps(info: LayerInfo) -> bool:
     return len(info.output_shape) in (1, 3)
 
 
+def default_channel(handle: ModelHandle, layer: str) -> int:
+    """The filter of ``layer`` that responds most strongly (by its mean) to the photo in use: a map
+    that shows something, where filter 0 may be flat or negative everywhere."""
+    from dashboard import cache, image_source  # the sidebar's photo and the shared maps
+
+    info = handle.layers[layer]
+    if info.channels <= 1:
+        return 0
+    entry = image_source.current()
+    maps = cache.feature_maps(handle.key, entry.key, handle, entry.image)
+    if layer not in maps.activations:
+        return 0
+    return int(maps.top_channels(layer, 1, by="mean")[0])
+
+
 def _label(handle: ModelHandle):
+    named = depths(handle.layers)
+
     def label(name: str) -> str:
         info = handle.layers[name]
-        indent = "" if info.is_block else "↳ "
-        return f"{indent}{name} · {info.shape_text} · {info.type_name}"
+        if not info.is_block:
+            return f"↳ {name}"
+        return f"{name} · {named[name].stage}" if name in named else name
 
     return label
 
 
+def describe(handle: ModelHandle, layer: str) -> str:
+    """A layer in words: ``Block 11 of 21: parts of objects · 64×14×14 · InvertedResidual``."""
+    info = handle.layers[layer]
+    depth = depths(handle.layers).get(layer)
+    if depth is None:
+        where = ""
+    else:
+        where = f"Block {depth.text[6:]}" if info.is_block else f"Inside {info.block}, {depth.text}"
+    return " · ".join(part for part in (where, info.shape_text, info.type_name) if part)
+
+
+def _apply_pending(handle: ModelHandle, widget_key: str) -> None:
+    """A tile click's layer and filter, before the widgets exist (see the module docstring)."""
+    layer = st.session_state.pop(state.PENDING_LAYER, None)
+    channel = st.session_state.pop(state.PENDING_CHANNEL, None)
+    if layer is None or channel is None or layer not in handle.layers:
+        return
+    if not handle.layers[layer].is_block:
+        st.session_state[state.SHOW_SUBLAYERS] = True
+    st.session_state[state.LAYER] = layer
+    st.session_state[widget_key] = layer
+    if 0 <= channel < handle.layers[layer].channels:
+        st.session_state[state.CHANNEL] = channel
+
+
 def controls(handle: ModelHandle) -> tuple[str, int]:
     """Draw the sub-layer toggle, the Layer menu and the Filter number; return the layer and filter."""
-    show_all = st.toggle("Show sub-layers", key=state.SHOW_SUBLAYERS, help="List every module, not only blocks.")
+    widget_key = state.layer_widget(handle.key)
+    _apply_pending(handle, widget_key)
+    show_all = st.toggle(
+        "Show sub-layers",
+        key=state.SHOW_SUBLAYERS,
+        help=glossary.help("layer", "List every layer inside the blocks too, not only the blocks."),
+    )
     options = [info.name for info in handle.layers.values() if (show_all or info.is_block) and has_maps(info)]
     # The widget's key includes the model: with one key for every model, the browser kept showing
     # the previous model's label for a layer name both models have. state.LAYER is the logical
@@ -43,7 +106,6 @@ def controls(handle: ModelHandle) -> tuple[str, int]:
     if wanted not in options:
         fallback = handle.layers[wanted].block if wanted in handle.layers else default_layer(handle)
         wanted = fallback if fallback in options else default_layer(handle)
-    widget_key = state.layer_widget(handle.key)
     if st.session_state.get(widget_key) not in options or st.session_state.get(state.LAYER) != wanted:
         st.session_state[widget_key] = wanted
     layer = st.selectbox(
@@ -51,12 +113,19 @@ def controls(handle: ModelHandle) -> tuple[str, int]:
         options,
         key=widget_key,
         format_func=_label(handle),
-        help="Type to search. Blocks are listed in the order the image flows through them.",
+        help=glossary.help(
+            "block",
+            "Type to search. Blocks are listed in the order the photo flows through them, each with what blocks at "
+            "that depth typically respond to.",
+        ),
     )
+    st.caption(describe(handle, layer))
     st.session_state[state.LAYER] = layer
     channels = handle.layers[layer].channels
-    current = st.session_state.get(state.CHANNEL, 0)
-    if not isinstance(current, int) or not 0 <= current < channels:
+    current = st.session_state.get(state.CHANNEL)
+    if current is None:  # the first view: a filter that shows something on this photo
+        st.session_state[state.CHANNEL] = default_channel(handle, layer)
+    elif not isinstance(current, int) or not 0 <= current < channels:
         st.session_state[state.CHANNEL] = 0
     channel = st.number_input(
         f"Filter (channel) 0–{channels - 1}",
@@ -64,6 +133,55 @@ def controls(handle: ModelHandle) -> tuple[str, int]:
         max_value=channels - 1,
         step=1,
         key=state.CHANNEL,
-        help="Each channel is one filter's response map.",
+        help=glossary.help("filter", "Which filter of the layer the pages show. Click a tile in a grid to choose it."),
     )
     return layer, int(channel)
+
+
+def choose(layer: str, channel: int) -> None:
+    """Choose ``layer`` and filter ``channel`` for the sidebar, from the next run on (a button's
+    callback, or :func:`pick` followed by ``st.rerun``)."""
+    st.session_state[state.PENDING_LAYER] = layer
+    st.session_state[state.PENDING_CHANNEL] = int(channel)
+    st.session_state[state.PICKED] = (layer, int(channel))
+
+
+def clicked_channel(event: Any) -> int | None:
+    """The channel of the tile a chart's selection event points at (its points' ``customdata[0]``),
+    or None when nothing (or nothing with a channel) is selected."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    for point in points:
+        custom = point.get("customdata") if isinstance(point, Mapping) else None
+        value = custom[0] if isinstance(custom, list | tuple) and custom else custom
+        if isinstance(value, int | float) and value == value and value >= 0:
+            return int(value)
+    return None
+
+
+def pick(event: Any, layer: str, chart: str) -> None:
+    """A selectable grid's event (``st.plotly_chart(..., on_select="rerun")``): a new click on a
+    tile chooses its filter and reruns at once; a selection already applied is not applied again
+    (a chart keeps its selection across reruns)."""
+    channel = clicked_channel(event)
+    seen = st.session_state.setdefault(state.CLICKS_SEEN, {})
+    if channel is None:
+        seen.pop(chart, None)
+        return
+    if seen.get(chart) == (layer, channel):
+        return
+    seen[chart] = (layer, channel)
+    current = st.session_state.get(state.SELECTION)
+    if current is not None and (current.layer, current.channel) == (layer, channel):
+        st.session_state[state.PICKED] = (layer, channel)
+        return
+    choose(layer, channel)
+    st.rerun()
+
+
+def unit_link(layer: str, channel: int, *, always: bool = False) -> None:
+    """After a click chose this filter (or ``always``): a link to everything about it on the One filter page."""
+    if always or st.session_state.get(state.PICKED) == (layer, channel):
+        st.page_link(UNIT_PAGE, label=f"Everything about filter {channel}", icon=":material/center_focus_strong:")

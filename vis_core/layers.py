@@ -8,6 +8,8 @@ capture of it must take care of (in-place operations that overwrite it later, an
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -169,3 +171,70 @@ def _sequential_aliases(modules: dict[str, nn.Module], captured: set[str]) -> di
         if target is not None:
             aliases[name] = target
     return aliases
+
+
+#: Plain names for how deep a block is, shallow to deep: what its filters typically respond to
+#: (Zeiler & Fergus's and Olah et al.'s reading of ImageNet classifiers; a rule of thumb, not a
+#: measurement of this model).
+STAGES = ("edges and colours", "textures", "patterns", "parts of objects", "objects")
+#: The stage of blocks after the last spatial one (pooled vectors, the classifier).
+ANSWER_STAGE = "the answer"
+
+
+@dataclass(frozen=True)
+class Depth:
+    """How deep a block is, in words a non-programmer reads.
+
+    Attributes:
+        position: 1-based position among the model's blocks that give maps, in execution order.
+        count: how many such blocks the model has.
+        stage: one of :data:`STAGES`, or :data:`ANSWER_STAGE` after the last spatial block.
+        relative: 0 (first spatial block) to 1 (last); 1 after the spatial blocks.
+    """
+
+    position: int
+    count: int
+    stage: str
+    relative: float
+
+    @property
+    def text(self) -> str:
+        """``block 11 of 21: parts of objects``."""
+        return f"block {self.position} of {self.count}: {self.stage}"
+
+
+def depths(index: Mapping[str, LayerInfo]) -> dict[str, Depth]:
+    """The plain depth of every layer of a layer index (a sub-layer gets its block's).
+
+    A block's relative depth is the mean of two measures, each 0 at the first spatial block and 1
+    at the last: its rank among the spatial blocks, and how far its maps have shrunk (on a log
+    scale, from the first block's size to the smallest map larger than 1x1). The second puts
+    blocks of one resolution together (all of ResNet's stem reads "edges and colours"); the first
+    spreads a network whose maps never shrink. The relative depth never falls along the blocks,
+    so the stages run shallow to deep. Blocks after the last spatial one are :data:`ANSWER_STAGE`.
+    """
+    blocks = [info for info in index.values() if info.is_block and len(info.output_shape) in (1, 3)]
+    spatial = [info for info in blocks if info.is_spatial]
+    last_spatial = max((info.order for info in spatial), default=-1)
+    sizes = [info.output_shape[1] * info.output_shape[2] for info in spatial]
+    first = sizes[0] if sizes else 1
+    smallest = min((size for size in sizes if size > 1), default=first)
+    span = math.log(first / smallest) if first > smallest else 0.0
+    result: dict[str, Depth] = {}
+    highest = 0.0
+    rank = 0
+    for position, info in enumerate(blocks, start=1):
+        if info.is_spatial and info.order <= last_spatial:
+            by_rank = rank / (len(spatial) - 1) if len(spatial) > 1 else 1.0
+            size = sizes[rank]
+            by_size = min(1.0, math.log(first / size) / span) if span and size > 1 else (1.0 if size <= 1 else by_rank)
+            highest = max(highest, (by_rank + max(0.0, by_size)) / 2)
+            stage = STAGES[min(len(STAGES) - 1, int(highest * len(STAGES)))]
+            rank += 1
+        else:
+            highest, stage = 1.0, ANSWER_STAGE if info.order > last_spatial else STAGES[-1]
+        result[info.name] = Depth(position, len(blocks), stage, highest)
+    for name, info in index.items():
+        if name not in result and info.block in result:
+            result[name] = result[info.block]
+    return result
