@@ -2,8 +2,10 @@
 
 Each part has its module: :mod:`dashboard.model_choice` (the Model menu and
 :mod:`dashboard.own_weights`), :mod:`dashboard.image_source`, :mod:`dashboard.layer_choice`,
-and :mod:`dashboard.links` (the address bar). This module draws them in order and hands pages
-a :class:`Selection`. The keys they keep in ``st.session_state`` are named in
+and :mod:`dashboard.links` (the address bar, with the page's own settings). This module draws
+them in order and hands pages a :class:`Selection`; it also draws "Add this view to my talk"
+and, while a talk is presented, the presenter's controls instead of the sidebar
+(:mod:`dashboard.talks`). The keys they keep in ``st.session_state`` are named in
 :mod:`dashboard.state`. Anything a person can get wrong (an unreadable upload, a model whose
 weights cannot be fetched) becomes a message while the previous, working choice stays.
 """
@@ -11,15 +13,26 @@ weights cannot be fetched) becomes a message while the previous, working choice 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from dashboard import image_source, layer_choice, links, model_choice, own_weights, state
+from dashboard import image_source, layer_choice, links, model_choice, own_weights, state, talks
 from dashboard.image_source import ImageEntry
 from dashboard.model_choice import choose_model, run_models  # pages call these through the sidebar
 from vis_core import LayerInfo, ModelHandle
 
-__all__ = ["Selection", "choose_model", "current", "render", "require_spatial", "run_models"]
+__all__ = [
+    "Selection",
+    "choose_model",
+    "current",
+    "current_page",
+    "page_titles",
+    "render",
+    "require_spatial",
+    "run_models",
+]
 
 #: Largest file each uploader takes, in megabytes. The server's own limit
 #: (``server.maxUploadSize`` in ``.streamlit/config.toml``) is the largest of them, so no widget
@@ -45,20 +58,51 @@ class Selection:
         return self.handle.key
 
 
+def _pages() -> dict:
+    ctx = get_script_run_ctx()
+    return ctx.pages_manager.get_pages() if ctx is not None else {}
+
+
+def current_page() -> str:
+    """The page being drawn, by its file name in ``views/`` (``feature_maps``; its address too)."""
+    ctx = get_script_run_ctx()
+    info = _pages().get(ctx.page_script_hash) if ctx is not None else None
+    return Path(info["script_path"]).stem if info else ""
+
+
+def page_titles() -> dict[str, str]:
+    """Each page's title in the navigation, by file name."""
+    return {Path(info["script_path"]).stem: info["page_name"] for info in _pages().values()}
+
+
 def render() -> Selection:
     """Draw the shared sidebar and return the current selection (``app.py`` calls it once per run)."""
-    links.read()
+    page = current_page()
+    links.read(page)
+    talks.show_pending(page)  # presenting: the slide Next or Back asked for (may switch page)
     options = model_choice.settle()
     state.show_flash()
+    presenting = talks.presenting()
+    if presenting:
+        talks.present_bar()
     with st.sidebar:
         handle = model_choice.controls(options)
         image = image_source.controls()
         links.apply_layer(handle)
         layer, channel = layer_choice.controls(handle)
-        st.caption("The address bar holds this view (page, model, photo, layer, filter): bookmark it or share it.")
+        st.caption(
+            "The address bar holds this view (page, model, photo, layer, filter and the page's settings): "
+            "bookmark it or share it."
+        )
+        if page != "talk" and not presenting:
+            with st.popover("Add this view to my talk", icon=":material/add_to_queue:", width="stretch"):
+                st.text_input("Title (optional)", key=state.TALK_NEW_TITLE, max_chars=talks.MAX_TITLE)
+                st.text_area("Note (optional)", key=state.TALK_NEW_NOTE, max_chars=talks.MAX_NOTE, height=90)
+                st.button("Add to my talk", type="primary", key="talk_add", on_click=talks.add_view, args=(page,))
+    links.apply_settings(page)  # before the page draws its widgets
     selection = Selection(handle, image, layer, channel)
     st.session_state[state.SELECTION] = selection
-    links.write(st.session_state[state.MODEL_NAME], image.key, layer, channel)
+    links.write(page, st.session_state[state.MODEL_NAME], image.key, layer, channel)
     return selection
 
 

@@ -51,6 +51,21 @@ LINK_READ = "_link_read"
 LINK_LAYER = "_link_layer"
 LINK_FILTER = "_link_filter"
 
+# -- talks and links that carry a page's own settings (issue #15: dashboard.talks, dashboard.settings)
+#: A staged view's page settings: (page, values by widget key, reset the others), applied when that page is drawn.
+LINK_SETTINGS = "_link_settings"
+#: This session's talk (a ``talks.Talk``).
+TALK = "talk"
+#: Presenter mode is on, and the slide shown (index into the talk).
+TALK_PRESENTING = "talk_presenting"
+TALK_INDEX = "talk_index"
+#: A slide to show at the start of the next run (its index), set by Next, Back and Present.
+TALK_PENDING = "_talk_pending"
+#: "Add this view to my talk": its title and note boxes; the talk page's file uploader.
+TALK_NEW_TITLE = "talk_new_title"
+TALK_NEW_NOTE = "talk_new_note"
+TALK_UPLOAD = "talk_upload"
+
 # -- messages
 #: Errors from a callback, shown at the top of the page in the next run.
 FLASH = "_flash"
@@ -90,6 +105,10 @@ PENDING_CHANNEL = "_pending_channel"
 CLICKS_SEEN = "_clicks_seen"
 PICKED = "_picked"
 UNIT_RENDER = "un_render"
+
+# -- the tour (#15): the step shown (0-based index into dashboard.tour.STEPS), kept when a visitor
+#    explores a step on its full page and comes back.
+TOUR_STEP = "tour_step"
 
 
 def layer_widget(model_key: str) -> str:

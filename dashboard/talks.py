@@ -1,0 +1,382 @@
+"""A talk: views of the dashboard in order, each with an optional title and note, kept in the
+session, saved and loaded as a small JSON file, and presented full screen.
+
+A slide is a view (a page and its link's parameters: model, sample photo, layer, filter and the
+page's own settings, see :mod:`dashboard.links` and :mod:`dashboard.settings`), so a slide shows
+exactly what its link shows. Slides use the sample photos: an uploaded photo, a camera picture or
+a lab run's test image cannot go into a file or a link, so "Add this view" refuses them and says so.
+
+A talk file is checked whole before anything changes (THREATS.md): its size, its shape, every
+field's type and length, the page (one of this dashboard's pages), and every value of every slide
+the way a link's values are checked (the model offered here, a sample photo, the model's layer and
+filter, what each page setting's widget offers). A file with any problem is refused with the list
+of problems, and the talk in the session stays as it was.
+
+Presenter mode (:func:`present_bar`): the sidebar and the page's own controls are hidden, type
+is larger, and Back / Next (arrow keys too) move through the slides. When the talk starts, every
+slide's results are computed ahead (``settings.warm``), so a slide change only redraws.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import streamlit as st
+
+import vis_core
+from dashboard import escape, image_source, links, model_choice, settings, state
+from dashboard.image_source import ImageEntry
+
+FORMAT = "inside-a-cnn talk"
+VERSION = 1
+#: Largest talk file taken, in bytes, and the most slides.
+MAX_BYTES = 256 * 1024
+MAX_SLIDES = 100
+MAX_TITLE = 120
+MAX_NOTE = 2000
+#: The fields of a slide in a file; ``title``, ``note`` and ``settings`` may be left out.
+SLIDE_FIELDS = ("title", "note", "page", "model", "image", "layer", "filter", "settings")
+VIEWS = Path(__file__).resolve().parent / "views"
+#: Where presenter mode's controls are drawn (a container key; its CSS class is ``st-key-<key>``).
+BAR_KEY = "talk_bar"
+_uids = itertools.count(1)
+
+
+def pages() -> list[str]:
+    """The pages a slide may show: this dashboard's pages (file names in ``views/``) but the talk's own."""
+    return sorted(path.stem for path in VIEWS.glob("*.py") if path.stem not in ("__init__", "talk"))
+
+
+class TalkError(ValueError):
+    """A talk file that cannot be used; ``problems`` lists why (each names its slide)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = problems[:8] + ([f"and {len(problems) - 8} more"] if len(problems) > 8 else [])
+        super().__init__("; ".join(shown))
+
+
+@dataclass(frozen=True)
+class Slide:
+    """One view of a talk: a page and its link's parameters (text, by link name), a title, a note.
+
+    ``uid`` names the slide's widgets on the talk page while slides move; it is not saved.
+    """
+
+    page: str
+    params: dict[str, str]
+    title: str = ""
+    note: str = ""
+    uid: int = field(default_factory=lambda: next(_uids), compare=False)
+
+    def to_dict(self) -> dict:
+        own = {key: value for key, value in self.params.items() if key not in links.LINK_KEYS}
+        return {
+            "title": self.title,
+            "note": self.note,
+            "page": self.page,
+            "model": self.params.get("model", ""),
+            "image": self.params.get("image", ""),
+            "layer": self.params.get("layer", ""),
+            "filter": int(self.params.get("filter", "0")),
+            "settings": own,
+        }
+
+
+@dataclass
+class Talk:
+    """Slides in order."""
+
+    slides: list[Slide] = field(default_factory=list)
+
+    def index(self, uid: int) -> int:
+        return next(i for i, slide in enumerate(self.slides) if slide.uid == uid)
+
+    def add(self, slide: Slide) -> None:
+        if len(self.slides) >= MAX_SLIDES:
+            raise TalkError([f"A talk holds at most {MAX_SLIDES} slides."])
+        self.slides.append(slide)
+
+    def move(self, uid: int, step: int) -> None:
+        """Move a slide ``step`` places (-1: earlier, 1: later), within the talk."""
+        i = self.index(uid)
+        j = min(max(i + step, 0), len(self.slides) - 1)
+        self.slides.insert(j, self.slides.pop(i))
+
+    def delete(self, uid: int) -> None:
+        del self.slides[self.index(uid)]
+
+    def edit(self, uid: int, *, title: str | None = None, note: str | None = None) -> None:
+        i = self.index(uid)
+        slide = self.slides[i]
+        self.slides[i] = replace(
+            slide,
+            title=slide.title if title is None else title[:MAX_TITLE],
+            note=slide.note if note is None else note[:MAX_NOTE],
+            uid=slide.uid,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"format": FORMAT, "version": VERSION, "slides": [slide.to_dict() for slide in self.slides]},
+            indent=2,
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Talk:
+        """A talk from a file's bytes, every field checked for type and size (not yet against this
+        server's models: :func:`check`). Raises :class:`TalkError` naming every problem."""
+        if len(data) > MAX_BYTES:
+            raise TalkError([f"The file has {len(data):,} bytes; a talk file has at most {MAX_BYTES:,}."])
+
+        def no_constant(name: str) -> None:
+            raise ValueError(f"{name} is not a number JSON allows")
+
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            document = json.loads(text, parse_constant=no_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise TalkError([f"This is not a talk file (not JSON: {str(exc)[:120]})."]) from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise TalkError([f'This is not a talk file (it has no "format": "{FORMAT}").'])
+        if document.get("version") != VERSION:
+            raise TalkError(
+                [f"Talk file version {str(document.get('version'))[:20]!r} is not {VERSION}, the one read here."]
+            )
+        raw = document.get("slides")
+        if not isinstance(raw, list) or not raw:
+            raise TalkError(["The file has no list of slides."])
+        if len(raw) > MAX_SLIDES:
+            raise TalkError([f"The file has {len(raw)} slides; a talk holds at most {MAX_SLIDES}."])
+        slides, problems = [], []
+        for number, item in enumerate(raw, 1):
+            slide, wrong = _slide(item)
+            problems += [f"Slide {number}: {problem}" for problem in wrong]
+            if slide is not None:
+                slides.append(slide)
+        if problems:
+            raise TalkError(problems)
+        return cls(slides)
+
+
+def _text(item: dict, name: str, limit: int, problems: list[str], *, required: bool = True) -> str:
+    value = item.get(name, None if required else "")
+    if not isinstance(value, str) or (required and not value):
+        problems.append(f"{name} is missing or not text")
+        return ""
+    if len(value) > limit:
+        problems.append(f"{name} is longer than {limit} characters")
+        return ""
+    return value
+
+
+def _slide(item: object) -> tuple[Slide | None, list[str]]:
+    if not isinstance(item, dict):
+        return None, ["not an object with a page, model, image, layer and filter"]
+    problems = [f"unknown field {str(key)[:40]!r}" for key in item if key not in SLIDE_FIELDS]
+    title = _text(item, "title", MAX_TITLE, problems, required=False)
+    note = _text(item, "note", MAX_NOTE, problems, required=False)
+    page = _text(item, "page", 40, problems)
+    if page and page not in pages():
+        problems.append(f"page {page!r} is not one of this dashboard's pages")
+    params = {name: _text(item, name, links.MAX_VALUE, problems) for name in ("model", "image", "layer")}
+    channel = item.get("filter")
+    if not isinstance(channel, int) or isinstance(channel, bool) or not 0 <= channel < 10**7:
+        problems.append("filter is not a whole number from 0")
+    else:
+        params["filter"] = str(channel)
+    own = item.get("settings", {})
+    if not isinstance(own, dict) or len(own) > 50:
+        problems.append("settings is not an object of at most 50 names")
+        own = {}
+    for name, value in own.items():
+        if name in links.LINK_KEYS or not isinstance(value, str) or len(value) > settings.MAX_TEXT or len(name) > 40:
+            problems.append(f"setting {str(name)[:40]!r} is not a name with a short text")
+    if problems:
+        return None, problems
+    return Slide(page, {**params, **own}, title, note), []
+
+
+def check(talk: Talk) -> list[str]:
+    """Every value of every slide checked as a link's values are, against this server's models,
+    photos and pages: the problems, each naming its slide (none: the talk can be shown)."""
+    problems = []
+    for number, slide in enumerate(talk.slides, 1):
+        view = links.check(slide.page, slide.params, strict=True)
+        problems += [f"Slide {number}: {problem}" for problem in view.problems]
+    return problems
+
+
+# ------------------------------------------------------------------------- the session's talk
+def current() -> Talk:
+    """This session's talk (empty at first)."""
+    return st.session_state.setdefault(state.TALK, Talk())
+
+
+def add_view(page: str) -> None:
+    """Callback of "Add this view to my talk": the view the page shows, with the title and note typed."""
+    entry: ImageEntry | None = st.session_state.get(state.IMAGE)
+    selection = st.session_state.get(state.SELECTION)
+    if entry is None or selection is None or not entry.key.startswith(image_source.SAMPLE_PREFIX):
+        state.flash(
+            "A talk uses the sample photos: an uploaded photo, a camera picture or a test image cannot be saved in a "
+            "talk file or a link. Choose a sample photo, then add the view."
+        )
+        return
+    params = {
+        "model": st.session_state[state.MODEL_NAME],
+        "image": image_source.slug(entry.key.removeprefix(image_source.SAMPLE_PREFIX)),
+        "layer": selection.layer,
+        "filter": str(selection.channel),
+        **settings.capture(page, st.session_state),
+    }
+    talk = current()
+    title = str(st.session_state.get(state.TALK_NEW_TITLE, ""))[:MAX_TITLE]
+    note = str(st.session_state.get(state.TALK_NEW_NOTE, ""))[:MAX_NOTE]
+    try:
+        talk.add(Slide(page, params, title.strip(), note.strip()))
+    except TalkError as exc:
+        state.flash(str(exc))
+        return
+    st.session_state[state.TALK_NEW_TITLE] = st.session_state[state.TALK_NEW_NOTE] = ""
+    st.toast(f"Added slide {len(talk.slides)} to your talk.", icon=":material/slideshow:")
+
+
+def load(data: bytes, name: str = "The file") -> int:
+    """Replace the session's talk by a file's (checked whole first); returns its number of slides.
+    Raises :class:`TalkError` (the talk stays as it was)."""
+    talk = Talk.from_json(data)
+    if problems := check(talk):
+        raise TalkError(problems)
+    st.session_state[state.TALK] = talk
+    return len(talk.slides)
+
+
+def on_upload() -> None:
+    """Callback of the talk page's file uploader."""
+    uploaded = st.session_state.get(state.TALK_UPLOAD)
+    if uploaded is None:
+        return
+    name = getattr(uploaded, "name", "The file")
+    try:
+        count = load(uploaded.getvalue(), name)
+    except TalkError as exc:
+        state.flash(f"{name} was not loaded: {exc}. Your talk is unchanged.")
+        return
+    st.toast(escape.markdown(f"Loaded {count} slide{'s' if count != 1 else ''} from {name}."))
+
+
+# ----------------------------------------------------------------------------- presenting
+def view_of(slide: Slide) -> settings.View:
+    """A slide as a view to compute ahead (its values checked again; a refused one keeps its default)."""
+    checked = links.check(slide.page, slide.params, strict=True)
+    handle = model_choice.load_handle(checked.model or vis_core.DEFAULT_MODEL)
+    sample = checked.sample or vis_core.sample_names()[0]
+    image = ImageEntry(image_source.sample_key(sample), sample, vis_core.sample_image(sample))
+    from dashboard import layer_choice
+
+    layer = checked.layer or layer_choice.default_layer(handle)
+    return settings.View(slide.page, handle, image, layer, checked.channel or 0, checked.values)
+
+
+def warm_up(talk: Talk, progress: Callable[[int, int, Slide], None] | None = None) -> None:
+    """Compute every slide's results ahead, into the caches its page reads."""
+    for number, slide in enumerate(talk.slides):
+        if progress is not None:
+            progress(number, len(talk.slides), slide)
+        settings.warm(view_of(slide))
+
+
+def start(index: int = 0) -> None:
+    """Present the session's talk from slide ``index`` (shown by the next run)."""
+    st.session_state[state.TALK_PRESENTING] = True
+    st.session_state[state.TALK_INDEX] = index
+    st.session_state[state.TALK_PENDING] = index
+
+
+def presenting() -> bool:
+    talk = st.session_state.get(state.TALK)
+    return bool(st.session_state.get(state.TALK_PRESENTING)) and talk is not None and bool(talk.slides)
+
+
+def show_pending(page: str) -> None:
+    """At the start of a run, before any widget: stage the slide Next, Back or Present asked for,
+    and switch to its page (the page's settings are applied when that page is drawn)."""
+    index = st.session_state.pop(state.TALK_PENDING, None)
+    if index is None or not presenting():
+        return
+    slide = current().slides[min(index, len(current().slides) - 1)]
+    view = links.check(slide.page, slide.params, strict=True)
+    for problem in view.problems:  # the server changed since the talk was loaded (a run deleted...)
+        st.toast(escape.markdown(f"Slide {index + 1}: {problem}; showing the usual default."))
+    links.stage(slide.page, view, reset=True)
+    if slide.page != page:
+        st.switch_page(f"views/{slide.page}.py")
+
+
+def _go(step: int) -> None:
+    talk = current()
+    index = min(max(int(st.session_state.get(state.TALK_INDEX, 0)) + step, 0), len(talk.slides) - 1)
+    if index != st.session_state.get(state.TALK_INDEX):
+        st.session_state[state.TALK_INDEX] = index
+        st.session_state[state.TALK_PENDING] = index
+
+
+def _exit() -> None:
+    st.session_state[state.TALK_PRESENTING] = False
+
+
+#: Presenter mode: no sidebar, no header, no controls of the page in the main area (the slide
+#: holds them); larger type. Only this constant text is ever injected.
+PRESENTER_CSS = f"""<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
+[data-testid="stHeader"], [data-testid="stToolbar"] {{ display: none !important; }}
+html {{ font-size: 19px; }}
+[data-testid="stMainBlockContainer"] {{ padding-top: 1rem; max-width: 100%; }}
+[data-testid="stMain"] :is([data-testid="stSelectbox"], [data-testid="stMultiSelect"], [data-testid="stSlider"],
+  [data-testid="stNumberInput"], [data-testid="stRadio"], [data-testid="stCheckbox"], [data-testid="stTextInput"],
+  [data-testid="stButton"], [data-testid="stDownloadButton"], [data-testid="stFileUploader"],
+  [data-testid="stPopover"]):not(.st-key-{BAR_KEY} *) {{ display: none; }}
+</style>"""
+
+
+def present_bar() -> None:
+    """Presenter mode's controls and the slide's title and note, above the page."""
+    talk = current()
+    index = min(int(st.session_state.get(state.TALK_INDEX, 0)), len(talk.slides) - 1)
+    slide = talk.slides[index]
+    st.html(PRESENTER_CSS)
+    with st.container(key=BAR_KEY):
+        back, where, forward, leave = st.columns([1, 2, 1, 1], vertical_alignment="center")
+        back.button(
+            "Back",
+            icon=":material/arrow_back:",
+            key="talk_back",
+            on_click=_go,
+            args=(-1,),
+            shortcut="Left",
+            disabled=index == 0,
+            width="stretch",
+        )
+        where.markdown(f"**Slide {index + 1} of {len(talk.slides)}**")
+        forward.button(
+            "Next",
+            icon=":material/arrow_forward:",
+            key="talk_next",
+            on_click=_go,
+            args=(1,),
+            shortcut="Right",
+            disabled=index == len(talk.slides) - 1,
+            type="primary",
+            width="stretch",
+        )
+        leave.button("Exit", key="talk_exit", on_click=_exit, shortcut="Esc", width="stretch")
+        if slide.title:
+            st.markdown(f"## {escape.markdown(slide.title)}")
+        if slide.note:
+            st.markdown(escape.markdown(slide.note))

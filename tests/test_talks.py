@@ -1,0 +1,283 @@
+"""Links that carry a page's own settings, talks (JSON files checked whole), presenter mode and
+the warm-up that makes a presented slide cache-only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import settings, talks
+from dashboard.state import SELECTION, TALK, TALK_INDEX, TALK_NEW_NOTE, TALK_NEW_TITLE, TALK_PRESENTING
+from tests.support import shown
+from tests.support.apptest import APP, TIMEOUT, start
+
+pytestmark = pytest.mark.usefixtures("clear_caches")
+
+
+def start_from_link(page: str, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart_titles(at: AppTest) -> str:
+    return " ".join(str(chart.proto.spec) for chart in at.get("plotly_chart"))
+
+
+# ------------------------------------------------------------------ settings
+def test_settings_are_checked_like_clicks(handle):
+    good = {
+        "method": "scorecam",
+        "class": "285",
+        "opacity": "0.3",
+        "colors": "viridis",
+        "absolute": "1",
+        "cam_layer": "features.17",
+        "compare": "saliency,gradcam++",
+    }
+    values, problems = settings.parse("activation_maps", good, handle, "features.10")
+    assert problems == []
+    assert values == {
+        "am_method": "scorecam",
+        "am_target": 285,
+        "am_opacity": 0.3,
+        "am_colorscale": "Viridis",
+        "am_absolute": True,
+        "am_layer": "features.17",
+        "am_compare": ["saliency", "gradcam++"],
+    }
+    bad = {
+        "method": "eval(1)",
+        "class": "1000",  # MobileNetV2 has 1000 classes: 0..999
+        "opacity": "0.33",  # off the slider's 0.05 grid
+        "colors": "<b>red</b>",
+        "absolute": "yes",
+        "cam_layer": "classifier.1",  # not a spatial block
+        "compare": "gradcam,gradcam",
+    }
+    values, problems = settings.parse("activation_maps", bad, handle, "features.10")
+    assert values == {}
+    assert len(problems) == len(bad)
+    for name, text in bad.items():
+        assert any(problem.startswith(f"{name} {text!r}") for problem in problems), (name, problems)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("top", "0"), ("top", "65"), ("top", "²"), ("opacity", "1.05"), ("opacity", "-0"), ("show", "")]
+)
+def test_numbers_outside_a_widgets_range_are_refused(handle, name, text):
+    values, problems = settings.parse("feature_maps", {name: text}, handle, "features.10")
+    assert values == {} and len(problems) == 1
+
+
+def test_every_page_starts_its_settings_where_the_registry_says_and_they_survive_a_link():
+    """The registry's starting values are those the pages' widgets start with, and what a page's
+    widgets hold goes through a link and back unchanged."""
+    for page, page_settings in settings.PAGES.items():
+        at = start(f"views/{page}.py")
+        drawn = [s for s in page_settings if s.key in at.session_state]
+        if page != "training_lab":  # the lab draws its run menu only once a run exists
+            assert drawn, page
+        for setting in drawn:
+            if setting.default is not settings.VARIES:
+                assert at.session_state[setting.key] == setting.default, (page, setting.key)
+        session = {s.key: at.session_state[s.key] for s in drawn}
+        selection = at.session_state[SELECTION]
+        text = settings.capture(page, session)
+        values, problems = settings.parse(page, text, selection.handle, selection.layer)
+        assert problems == [] and values == session, page
+
+
+def test_a_link_with_page_settings_restores_the_page_and_the_address_keeps_them():
+    at = start_from_link(
+        "views/activation_maps.py", image="coffee", method="saliency", compare="saliency", **{"class": "967"}
+    )
+    assert not at.toast, [t.value for t in at.toast]
+    assert at.session_state["am_method"] == "saliency" and at.session_state["am_target"] == 967
+    assert at.session_state["am_compare"] == ["saliency"]
+    assert "Saliency (gradient) for" in chart_titles(at) and "espresso" in chart_titles(at)
+    link = dict(at.query_params)
+    assert link["method"] == "saliency" and link["class"] == "967" and link["compare"] == "saliency"
+    assert "opacity" not in link  # where the page starts: left out, links stay short
+    again = start_from_link("views/activation_maps.py", **link)  # a reload restores the whole view
+    for key in ("am_method", "am_target", "am_compare", "am_layer", "am_opacity"):
+        assert again.session_state[key] == at.session_state[key], key
+
+
+def test_a_bad_page_setting_is_named_and_the_page_starts_as_usual():
+    at = start_from_link("views/feature_maps.py", show="[x](https://evil.example)", opacity="7", top="5")
+    toasts = [shown(toast.value) for toast in at.toast]
+    assert len(toasts) == 2, toasts
+    assert any("[x](https://evil.example)" in toast for toast in toasts)
+    assert any("opacity '7'" in toast for toast in toasts)
+    assert all("](" not in toast.value.replace("\\]\\(", "") for toast in at.toast)  # shown as text
+    assert at.session_state["fm_show"] == "All (paged)" and at.session_state["fm_opacity"] == 0.6
+
+
+# --------------------------------------------------------------------- talk files
+def three_slides() -> talks.Talk:
+    return talks.Talk(
+        [
+            talks.Slide(
+                "overview",
+                {"model": "mobilenet_v2", "image": "coffee", "layer": "features.10", "filter": "3"},
+                "What it sees",
+            ),
+            talks.Slide(
+                "feature_maps",
+                {
+                    "model": "mobilenet_v2",
+                    "image": "chelsea",
+                    "layer": "features.5",
+                    "filter": "2",
+                    "show": "top-n-by-mean",
+                },
+                "Edges first",
+                "Early filters find edges and colours.",
+            ),
+            talks.Slide(
+                "activation_maps",
+                {
+                    "model": "mobilenet_v2",
+                    "image": "astronaut",
+                    "layer": "features.10",
+                    "filter": "0",
+                    "method": "gradcam",
+                    "compare": "gradcam,saliency",
+                },
+                "Where it looked",
+            ),
+        ]
+    )
+
+
+def test_a_talk_goes_through_its_file_unchanged():
+    talk = three_slides()
+    again = talks.Talk.from_json(talk.to_json().encode())
+    assert [(s.page, s.params, s.title, s.note) for s in again.slides] == [
+        (s.page, s.params, s.title, s.note) for s in talk.slides
+    ]
+    assert talks.check(again) == []
+
+
+def _file(**changes) -> bytes:
+    document = json.loads(three_slides().to_json())
+    for where, value in changes.items():
+        if where == "top":
+            document = value
+        elif where in ("format", "version", "slides"):
+            document[where] = value
+        else:
+            document["slides"][1][where] = value
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (b"\x89PNG\r\n", "not JSON"),
+        (b"[1, 2]", "not a talk file"),
+        (_file(version=2), "version '2'"),
+        (_file(slides=[]), "no list of slides"),
+        (b" " * (talks.MAX_BYTES + 1), "at most"),
+        (_file(slides=[{}] * (talks.MAX_SLIDES + 1)), "at most"),
+        (_file(page="../../etc/passwd"), "Slide 2: page '../../etc/passwd'"),
+        (_file(filter="3"), "Slide 2: filter"),
+        (_file(filter=True), "Slide 2: filter"),
+        (_file(title="x" * 500), "Slide 2: title is longer"),
+        (_file(script="alert(1)"), "Slide 2: unknown field 'script'"),
+        (_file(settings={"show": 3}), "Slide 2: setting 'show'"),
+        (_file(settings="show=1"), "Slide 2: settings"),
+        (_file(model=None), "Slide 2: model"),
+        (b'{"format": "inside-a-cnn talk", "version": 1, "slides": [NaN]}', "not JSON"),
+    ],
+)
+def test_a_bad_talk_file_is_refused_saying_why(data, named):
+    with pytest.raises(talks.TalkError) as refused:
+        talks.Talk.from_json(data)
+    assert named in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"model": "no_such_net"}, "Slide 2: model 'no_such_net'"),
+        ({"image": "/etc/passwd"}, "Slide 2: photo '/etc/passwd'"),
+        ({"layer": "features.99"}, "Slide 2: layer 'features.99'"),
+        ({"filter": 10**6}, "Slide 2: filter '1000000'"),
+        ({"settings": {"show": "everything"}}, "Slide 2: show 'everything'"),
+        ({"settings": {"method": "gradcam"}}, "Slide 2: feature_maps has no setting 'method'"),
+    ],
+)
+def test_a_talk_whose_values_this_server_does_not_offer_is_refused(changes, named):
+    talk = talks.Talk.from_json(_file(**changes))
+    problems = talks.check(talk)
+    assert any(problem.startswith(named) for problem in problems), problems
+
+
+# ------------------------------------------------------------------ in the app
+def test_add_this_view_keeps_the_whole_view():
+    at = start("views/feature_maps.py", fm_show="Top-N by max", fm_overlay=False)
+    at.text_input(key=TALK_NEW_TITLE).input("The strongest filters")
+    at.text_area(key=TALK_NEW_NOTE).input("Look at the eyes.")
+    at.button(key="talk_add").click().run()
+    assert not at.exception, at.exception
+    (slide,) = at.session_state[TALK].slides
+    assert slide.page == "feature_maps" and slide.title == "The strongest filters" and slide.note == "Look at the eyes."
+    assert slide.params["show"] == "top-n-by-max" and slide.params["overlay"] == "0"
+    assert slide.params["image"] == "chelsea" and slide.params["layer"] == "features.10"
+    assert at.session_state[TALK_NEW_TITLE] == ""  # ready for the next view
+
+
+def engine_calls(monkeypatch) -> list[str]:
+    """Every engine function the caches call, counted."""
+    import dashboard.cache
+    import vis_core.projection
+
+    calls: list[str] = []
+
+    def counted(owner, name):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+    for name in ("feature_maps", "predict", "attribute", "attribute_stages", "project"):
+        counted(vis_core, name)
+    counted(vis_core.ModelHandle, "model_view")
+    counted(dashboard.cache, "filters")
+    counted(vis_core.projection, "project_strongest")
+    return calls
+
+
+def test_presenting_a_warmed_talk_computes_nothing_and_moves_through_the_slides(monkeypatch):
+    at = start("views/talk.py", **{TALK: three_slides()})
+    at.button(key="talk_present").click().run()  # computes every slide ahead, then shows the first
+    assert not at.exception, at.exception
+    assert at.session_state[TALK_PRESENTING] is True and at.session_state[TALK_INDEX] == 0
+    calls = engine_calls(monkeypatch)
+    seen = []
+    for step in ("talk_next", "talk_next", "talk_back"):
+        seen.append((at.title[0].value, at.session_state[SELECTION].image.key))
+        at.button(key=step).click().run()
+        assert not at.exception, at.exception
+    seen.append((at.title[0].value, at.session_state[SELECTION].image.key))
+    assert [image for _, image in seen] == [
+        "sample:coffee",
+        "sample:chelsea (cat)",
+        "sample:astronaut",
+        "sample:chelsea (cat)",
+    ]
+    assert at.session_state["fm_show"] == "Top-N by mean"  # the slide's own setting
+    assert calls == []  # every slide came from the caches
+    assert any("stSidebar" in str(element.proto) for element in at.get("html"))  # the sidebar is hidden
+    at.button(key="talk_exit").click().run()
+    assert at.session_state[TALK_PRESENTING] is False
