@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures.maps import channel_mosaic, rgb_mosaic
+from dashboard.figures.style import name_values
 
 
 def kernel_animation(history: np.ndarray, labels: Sequence[str], *, columns: int = 8) -> go.Figure:
@@ -38,7 +39,8 @@ def mosaic_animation(
     colorbar_title: str = "activation",
     tile_px: int = 96,
 ) -> go.Figure:
-    """``(S, C, h, w)`` maps as an animated grid: one frame per step, one colour range for all."""
+    """``(S, C, h, w)`` maps as an animated grid: one frame per step, one colour range for all.
+    ``colorbar_title`` names the values on the colour bar and on hover (``weight`` for kernels)."""
     low = float(np.nanmin(stack)) if zmin is None else zmin
     high = float(np.nanmax(stack)) if zmax is None else zmax
     high = high if high > low else low + 1.0
@@ -48,7 +50,8 @@ def mosaic_animation(
         figure = channel_mosaic(
             maps, channels, columns=columns, colorscale=colorscale, per_channel_scale=False, tile_px=tile_px
         )
-        figure.data[0].update(zmin=low, zmax=high, colorbar=dict(title=colorbar_title))
+        figure.data[0].update(zmin=low, zmax=high)
+        name_values(figure.data[0], colorbar_title)  # kernels say "weight" on hover and on the colour bar
         return figure
 
     base = trace(stack[0])
