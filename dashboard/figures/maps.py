@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from dashboard.figures.style import HIGHLIGHT, MARGIN, outline
+from dashboard.figures.style import HIGHLIGHT, MARGIN, fade_near_zero, outline
 from vis_core.arrays import to_uint8
 
 #: Upper bound on heatmap cells drawn in one channel grid (keeps the page light).
@@ -92,7 +92,11 @@ def attribution_overlay(
     signed: bool = False,
     height: int = 420,
 ) -> go.Figure:
-    """An attribution map over the image; signed maps get a diverging scale centred on zero."""
+    """An attribution map over the image; signed maps get a diverging scale centred on zero.
+
+    The colours fade to transparent near zero (:func:`~dashboard.figures.style.fade_near_zero`):
+    where a map gives no evidence the photo shows through, not a band of the scale's zero colour.
+    """
     figure = channel_heatmap(
         heat,
         title=title,
@@ -101,10 +105,18 @@ def attribution_overlay(
         colorscale="RdBu_r" if signed else colorscale,
         height=height,
     )
+    limit = float(np.nanmax(np.abs(heat))) if heat.size else 0.0
+    limit = limit if np.isfinite(limit) and limit > 0 else 1.0
     if signed:
-        limit = float(np.abs(heat).max()) or 1.0
         figure.data[-1].update(zmin=-limit, zmax=limit, zmid=0)
-    figure.data[-1].update(colorbar=dict(title="attribution"), zsmooth=False)
+    elif heat.size and float(np.nanmin(heat)) >= 0:
+        figure.data[-1].update(zmin=0, zmax=limit)  # zero at the bottom of the scale, where it fades out
+    figure.data[-1].update(
+        colorscale=fade_near_zero("RdBu_r" if signed else colorscale, signed=signed),
+        colorbar=dict(title="attribution"),
+        hovertemplate="x=%{customdata[1]}, y=%{customdata[0]}<br>attribution %{z:.4f}<extra></extra>",
+        zsmooth=False,
+    )
     return figure
 
 
