@@ -112,8 +112,9 @@ else:
 
 st.subheader("From edges to objects: every block at a glance")
 st.caption(
-    "Left axis: the average activation of each block; right axis: the share of exact zeros. "
-    "Deeper blocks are usually sparser: fewer filters fire, each for something more specific."
+    "Left axis: the average activation of each block's output; right axis: the share of its values that are "
+    "exactly zero. Only a block that ends in a ReLU outputs exact zeros; one that ends in a linear layer (most of "
+    "MobileNetV2's blocks, by design) sits at 0%, so a flat line there means no ReLU, not a busy block."
 )
 block_names = {b.name for b in handle.blocks()}
 stats = [row for row in maps.stats() if row.name in block_names]
