@@ -130,6 +130,24 @@ def atlas(path: str, modified_ns: int, model_key: str, _handle: ModelHandle) -> 
     return opened if opened.matches(_handle) else None
 
 
+@st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner="Running the sample photos through the network…")
+def sample_pass(model_key: str, layer: str, _handle: ModelHandle):
+    """Every filter's strongest sample photos at one layer, and the patch cutter
+    (``dashboard.atlases.sample_pass``): one pass serves every filter of the layer."""
+    from dashboard import atlases
+
+    return atlases.sample_pass(_handle, layer)
+
+
+@st.cache_data(max_entries=64, ttl=TTL_SECONDS, show_spinner="Cutting the photo patches…")
+def sample_patches(model_key: str, layer: str, channel: int, _handle: ModelHandle):
+    """One filter's strongest patches of the sample photos, for a model without an atlas."""
+    from dashboard import atlases
+
+    patcher, state = sample_pass(model_key, layer, _handle)
+    return atlases.sample_patches(patcher, state, layer, channel)
+
+
 def clear() -> None:
     """Empty every cache, and stop and forget the maps being refined."""
     st.cache_resource.clear()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from dashboard import glossary, state
@@ -38,18 +39,24 @@ def has_maps(info: LayerInfo) -> bool:
 
 
 def default_channel(handle: ModelHandle, layer: str) -> int:
-    """The filter of ``layer`` that responds most strongly (by its mean) to the photo in use: a map
-    that shows something, where filter 0 may be flat or negative everywhere."""
+    """The filter of ``layer`` with the clearest response to the photo in use: the one whose peak
+    stands highest above its typical value (largest maximum minus median), so its map shows a
+    spot where it found something, where filter 0 may be flat or a wash of negative values."""
     from dashboard import cache, image_source  # the sidebar's photo and the shared maps
 
-    info = handle.layers[layer]
-    if info.channels <= 1:
-        return 0
     entry = image_source.current()
     maps = cache.feature_maps(handle.key, entry.key, handle, entry.image)
-    if layer not in maps.activations:
+    return clearest_channel(maps.activations.get(layer))
+
+
+def clearest_channel(activation: np.ndarray | None) -> int:
+    """The channel of a ``(C, ...)`` activation whose maximum stands highest above its median
+    (0 for a missing or single-channel layer, or one with no finite values)."""
+    if activation is None or activation.shape[0] <= 1:
         return 0
-    return int(maps.top_channels(layer, 1, by="mean")[0])
+    flat = activation.reshape(activation.shape[0], -1).astype(np.float64)
+    score = np.nan_to_num(flat.max(axis=1) - np.median(flat, axis=1), nan=-np.inf, posinf=-np.inf)
+    return int(np.argmax(score)) if np.isfinite(score).any() else 0
 
 
 def _label(handle: ModelHandle):

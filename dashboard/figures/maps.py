@@ -31,6 +31,7 @@ def channel_heatmap(
     opacity: float = 0.6,
     colorscale: str = "Viridis",
     height: int = 460,
+    signed: bool = False,
 ) -> go.Figure:
     """One channel, large; optionally stretched over the image the model saw.
 
@@ -41,6 +42,8 @@ def channel_heatmap(
         opacity: heatmap opacity over the background.
         colorscale: a Plotly colour scale name.
         height: figure height in pixels.
+        signed: the map has both signs (a layer without a ReLU): the colour scale (pass a
+            diverging one) is centred on zero, so zero is its middle colour.
     """
     rows, cols = channel_map.shape
     figure = go.Figure()
@@ -76,6 +79,10 @@ def channel_heatmap(
                 colorbar=dict(title="activation"),
             )
         )
+    if signed:
+        extent = float(np.nanmax(np.abs(channel_map))) if channel_map.size else 0.0
+        extent = extent if np.isfinite(extent) and extent > 0 else 1.0
+        figure.data[-1].update(zmin=-extent, zmax=extent, zmid=0)
     figure.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False)
     figure.update_xaxes(showticklabels=False, showgrid=False, constrain="domain")
     figure.update_layout(title=title, height=height, margin=MARGIN)
@@ -144,6 +151,7 @@ def channel_mosaic(
     per_channel_scale: bool = True,
     highlight: int | None = None,
     tile_px: int = 96,
+    signed: bool = False,
 ) -> go.Figure:
     """Many channels of one layer as a grid of tiles, drawn as a single heatmap trace.
 
@@ -159,6 +167,12 @@ def channel_mosaic(
             one range for all tiles (strengths compare).
         highlight: a channel to outline, if drawn.
         tile_px: drawn size of one tile.
+        signed: the values have both signs (a layer without a ReLU): zero stays in the middle of
+            the colour scale (pass a diverging one), each tile scaled by its largest magnitude.
+
+    Each tile also carries an invisible click target at its centre (a scatter point whose
+    ``customdata[0]`` is the channel): Plotly selects scatter points, not heatmap cells, so a
+    page showing the figure with ``on_select`` learns which tile was clicked.
     """
     _, rows_px, cols_px = activations.shape
     count = len(channels)
@@ -180,7 +194,10 @@ def channel_mosaic(
         top, left = label_gap + row * (rows_px + label_gap), column * (cols_px + gap)
         values = activations[channel].astype(np.float32)
         shown = values
-        if per_channel_scale:
+        if per_channel_scale and signed:
+            extent = float(np.abs(values).max())
+            shown = values / extent if extent > 0 else np.zeros_like(values)
+        elif per_channel_scale:
             low, high = float(values.min()), float(values.max())
             shown = (values - low) / (high - low) if high > low else np.zeros_like(values)
         z[top : top + rows_px, left : left + cols_px] = shown
@@ -191,6 +208,10 @@ def channel_mosaic(
         label_y.append(top - 0.5)
         if channel == highlight:
             shapes.append(outline(top, left, rows_px, cols_px))
+    centre: dict = {}
+    if signed:
+        extent = 1.0 if per_channel_scale else float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+        centre = dict(zmin=-(extent or 1.0), zmax=extent or 1.0, zmid=0)
     heatmap = go.Heatmap(
         z=z,
         customdata=custom,
@@ -199,6 +220,7 @@ def channel_mosaic(
         "<br>activation %{customdata[3]:.4f}<extra></extra>",
         colorbar=dict(title="relative" if per_channel_scale else "activation"),
         hoverongaps=False,
+        **centre,
     )
     # Channel numbers as one text trace: Plotly validates each layout annotation on its own, far slower.
     labels = go.Scatter(
@@ -211,7 +233,10 @@ def channel_mosaic(
         hoverinfo="skip",
         showlegend=False,
     )
-    figure = go.Figure([heatmap, labels])
+    targets = click_targets(
+        [x + cols_px / 2 for x in label_x], [y + rows_px / 2 for y in label_y], list(channels), size=tile_px * 0.8
+    )
+    figure = go.Figure([heatmap, labels, targets])
     figure.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
     figure.update_xaxes(visible=False, constrain="domain")
     figure.update_layout(
@@ -221,6 +246,20 @@ def channel_mosaic(
         plot_bgcolor="white",
     )
     return figure
+
+
+def click_targets(x: Sequence[float], y: Sequence[float], channels: Sequence[int], *, size: float) -> go.Scatter:
+    """Invisible squares at the tiles' centres, one per channel, that a click selects (``customdata[0]``
+    is the channel). Hovering one names the filter and says what a click does."""
+    return go.Scatter(
+        x=list(x),
+        y=list(y),
+        customdata=[[int(channel)] for channel in channels],
+        mode="markers",
+        marker=dict(symbol="square", size=max(8.0, size), opacity=0, color="#000"),
+        hovertemplate="filter %{customdata[0]}: click to choose it<extra></extra>",
+        showlegend=False,
+    )
 
 
 def page_size_for(rows_px: int, cols_px: int, wanted: int) -> int:

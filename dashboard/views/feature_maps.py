@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import atlases, cache, figures, sidebar
+from dashboard import atlases, cache, figures, glossary, layer_choice, sidebar
 from vis_core.featuremaps import ChannelPages
 
 selection = sidebar.current()
@@ -12,10 +12,10 @@ handle, entry, layer, channel = selection.handle, selection.image, selection.lay
 
 st.title("Feature maps")
 st.markdown(
-    "Each layer has many **filters**; each filter looks for one pattern everywhere in the image "
-    "and produces a **feature map**: bright where the pattern is found, dark where it is not. "
-    "Early layers find edges and colours at fine detail; deeper layers find parts of objects in "
-    "coarse, sparse maps."
+    "Each layer has many **filters**; each filter looks for one pattern everywhere in the photo "
+    "and produces a **feature map** (its *activations*): a grid with a large number where the pattern is "
+    "found. Early layers find edges and colours at fine detail; deeper layers find parts of objects in "
+    "coarse, sparse maps. Click any small map below to choose that filter."
 )
 
 maps = cache.feature_maps(handle.key, entry.key, handle, entry.image)
@@ -23,11 +23,33 @@ activation = maps.activations[layer]
 summary = maps.channel_summary(layer)  # per channel: strength, zeros, flat or not a number
 info = handle.layers[layer]
 channels, rows_px, cols_px = activation.shape
+#: A layer without a ReLU at its end (MobileNetV2's blocks: "linear bottlenecks") has negative
+#: values too: drawn on a two-sided scale centred on zero, so "not found" is one colour.
+signed = bool((activation < 0).any())
+AUTOMATIC = "Automatic"
 
 with st.sidebar:
     st.subheader("Feature maps")
-    show = st.radio("Channels to show", ["All (paged)", "Top-N by mean", "Top-N by max"], key="fm_show")
-    colorscale = st.selectbox("Colour scale", figures.COLORSCALES, key="fm_colorscale")
+    show = st.radio(
+        "Channels to show",
+        ["All (paged)", "Top-N by mean", "Top-N by max"],
+        key="fm_show",
+        help=glossary.help(
+            "filter",
+            "Every filter, page by page, or only the N that respond most on average (mean) or at one spot (max).",
+        ),
+    )
+    colorscale = st.selectbox(
+        "Colour scale",
+        (AUTOMATIC, *figures.COLORSCALES),
+        key="fm_colorscale",
+        help=glossary.help(
+            "signed map",
+            "Automatic: red and blue around white for maps with negative values, Viridis (dark to yellow) otherwise.",
+        ),
+    )
+    if colorscale == AUTOMATIC:
+        colorscale = "RdBu_r" if signed else "Viridis"
     per_channel = st.toggle(
         "Scale each map on its own",
         value=True,
@@ -37,6 +59,18 @@ with st.sidebar:
     )
     overlay = st.toggle("Overlay on the image", value=True, key="fm_overlay")
     opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key="fm_opacity", disabled=not overlay)
+
+st.caption(f"**{layer}**: {layer_choice.describe(handle, layer)}.")
+if signed and rows_px * cols_px > 1:
+    colours = (
+        "**Red** means the filter's pattern is there, **blue** that its opposite is, **white** neither."
+        if colorscale == "RdBu_r"
+        else "The colour scale's middle is zero."
+    )
+    st.info(
+        f"This layer ends without a ReLU, so its maps have negative values too. {colours}",
+        icon=":material/contrast:",
+    )
 
 if rows_px * cols_px == 1:
     st.subheader(f"{layer} is a vector of {channels} numbers")
@@ -58,6 +92,7 @@ else:
                 background=background,
                 opacity=opacity,
                 colorscale=colorscale,
+                signed=signed,
             ),
             width="stretch",
             key="fm_channel",
@@ -81,6 +116,7 @@ else:
                 + " Try another filter, or the Top-N view."
             )
         atlases.show_entry(handle, layer, channel)  # what it looks for, when the model has an atlas
+        layer_choice.unit_link(layer, channel, always=True)
 
     st.subheader(f"All filters of {layer}")
     if show == "All (paged)":
@@ -95,20 +131,24 @@ else:
                 key=f"fm_page_{layer}",
             )
         shown = paging.channels(page)
-        st.caption(f"Channels {shown[0]}–{shown[-1]} of {channels}. Hover a map for its values.")
+        st.caption(f"Channels {shown[0]}–{shown[-1]} of {channels}. Hover a map for its values; click it to choose it.")
     else:
         by = "mean" if show.endswith("mean") else "max"
         limit = figures.page_size_for(rows_px, cols_px, channels)
         top_n = st.slider("N", 1, min(64, limit, channels), min(16, limit, channels), key="fm_top_n")
         shown = maps.top_channels(layer, top_n, by=by)
-        st.caption(f"The {top_n} filters with the highest {by} activation, strongest first.")
-    st.plotly_chart(
+        st.caption(f"The {top_n} filters with the highest {by} activation, strongest first. Click one to choose it.")
+    clicked = st.plotly_chart(
         figures.channel_mosaic(
-            activation, shown, colorscale=colorscale, per_channel_scale=per_channel, highlight=channel
+            activation, shown, colorscale=colorscale, per_channel_scale=per_channel, highlight=channel, signed=signed
         ),
         width="stretch",
         key="fm_mosaic",
+        on_select="rerun",
+        selection_mode="points",
     )
+    layer_choice.pick(clicked, layer, "fm_mosaic")
+    layer_choice.unit_link(layer, channel)
 
 st.subheader("From edges to objects: every block at a glance")
 st.caption(

@@ -1,5 +1,132 @@
-"""One filter (being built)."""
+"""One filter: everything about the sidebar's filter in one place.
+
+Where it fires on this photo (its feature map), which pixels drive it (its projection), what it
+looks for (its feature visualisation: the atlas's, or a quick painting on request) and the photo
+patches that excite it most (the atlas's, or from the bundled sample photos). A click on a tile
+of any grid (Feature maps, Filters, Back to pixels, Atlas) brings a filter here.
+"""
+
+from __future__ import annotations
 
 import streamlit as st
 
+import vis_core
+from dashboard import atlases, cache, escape, figures, glossary, layer_choice, live, sidebar, state
+from vis_core.featurevis import feature_visualization, render_work
+from vis_core.projection import crop, shared_focus
+
+#: The quick painting: small and short, so it takes seconds (the Ideal images page paints larger).
+QUICK_STEPS = 64
+QUICK_SIZE = 112
+
+selection = sidebar.current()
+handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
+
 st.title("One filter")
+st.markdown(
+    "Everything about one **filter** in one place: where it fires on your photo, which pixels make it fire, "
+    "what it looks for, and the photo patches that excite it most. Choose a filter in the sidebar, or click a "
+    "tile on *Feature maps*, *Filters*, *Back to pixels* or *Atlas*."
+)
+info = handle.layers[layer]
+sidebar.require_spatial(info)
+st.subheader(f"Filter {channel} of {layer}")
+st.caption(layer_choice.describe(handle, layer))
+
+maps = cache.feature_maps(handle.key, entry.key, handle, entry.image)
+activation = maps.activations[layer][channel]
+signed = bool((maps.activations[layer] < 0).any())
+summary = maps.channel_summary(layer)
+view = cache.model_view(handle.key, entry.key, handle, entry.image)
+atlas = atlases.find(handle)
+unit = atlas.unit(layer, channel) if atlas is not None else None
+
+where, pixels, looks = st.columns(3)
+with where:
+    st.markdown("**Where it fires on this photo**", help=glossary.help("feature map"))
+    st.plotly_chart(
+        figures.channel_heatmap(
+            activation,
+            title="",
+            background=view,
+            colorscale="RdBu_r" if signed else "Viridis",
+            signed=signed,
+            height=320,
+        ),
+        width="stretch",
+        key="un_map",
+    )
+    st.caption(
+        f"Strongest response {summary.max[channel]:.2f}, mean {summary.mean[channel]:.2f}: rank "
+        f"{summary.rank(channel)} of {info.channels} in this layer on {escape.markdown(entry.label)}."
+        + (" Red: its pattern is there; blue: its opposite." if signed else "")
+    )
+
+with pixels:
+    st.markdown("**Which pixels make it fire**", help=glossary.help("guided backprop"))
+    projected = cache.projection(handle.key, entry.key, layer, channel, "guided", "max", handle, entry.image)
+    focus = shared_focus([projected])
+    pair = st.columns(2)
+    pair[0].image(crop(view, focus), caption="the photo there", width="stretch")
+    pair[1].image(crop(projected.rgb, focus), caption="projected back", width="stretch", clamp=True)
+    st.caption(
+        f"At its strongest position {projected.position}, the filter's response sent back to the pixels "
+        "(guided backprop). Grey: no effect. More on *Back to pixels*."
+    )
+    if projected.note:
+        st.warning(escape.markdown(projected.note))
+
+with looks:
+    st.markdown("**What it looks for**", help=glossary.help("feature visualisation"))
+    if unit is not None:
+        st.image(unit.render, caption="its feature visualisation, from the atlas", width="stretch", clamp=True)
+    else:
+        made_with = {"model": handle.key, "layer": layer, "channel": channel}
+        shown = st.session_state.get(state.UNIT_RENDER)
+        if shown is not None and shown.made_with == made_with:
+            st.image(shown.value.images[0], caption="its feature visualisation", width="stretch", clamp=True)
+        else:
+            stopped = live.partial("un_paint")
+            if stopped is not None:
+                st.image(stopped.image, caption=f"stopped at step {stopped.step} of {stopped.total}", width="stretch")
+            st.caption(
+                f"The network paints the picture that excites filter {channel} most ({QUICK_STEPS} steps at "
+                f"{QUICK_SIZE} pixels; the *Ideal images* page paints larger)."
+            )
+            allowed = live.estimate(
+                handle, render_work(handle, steps=QUICK_STEPS, size=QUICK_SIZE, images=1), "nothing: it is small"
+            )
+            if st.button("Paint it", type="primary", key="un_paint_go", disabled=not allowed):
+                try:
+                    result = live.run(
+                        "Painting",
+                        lambda on_step: feature_visualization(
+                            handle, layer=layer, channel=channel, steps=QUICK_STEPS, size=QUICK_SIZE, on_step=on_step
+                        ),
+                        key="un_paint",
+                        preview_width=160,
+                    )
+                except vis_core.VisCoreError as exc:
+                    st.error(escape.markdown(exc))
+                else:
+                    st.session_state[state.UNIT_RENDER] = live.Outcome(result, made_with)
+                    st.rerun()
+
+st.markdown("**The photo patches that excite it most**", help=glossary.help("top patches"))
+if unit is not None and unit.examples:
+    patches, origin = unit.examples, "the atlas's photos"
+else:
+    patches, origin = cache.sample_patches(handle.key, layer, channel, handle), "the bundled sample photos"
+if patches:
+    st.image(
+        [patch.patch for patch in patches],
+        caption=[atlases.example_caption(patch) for patch in patches],
+        width=128,
+        clamp=True,
+    )
+    st.caption(
+        f"Strongest first, at most one per photo, from {origin}: each patch is what the filter can see at its "
+        "strongest position (its receptive field), with the photo's name and the filter's response there."
+    )
+else:
+    st.info(f"Filter {channel} responds to none of {origin}.")
