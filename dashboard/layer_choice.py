@@ -55,6 +55,8 @@ def clearest_channel(activation: np.ndarray | None) -> int:
     if activation is None or activation.shape[0] <= 1:
         return 0
     flat = activation.reshape(activation.shape[0], -1).astype(np.float64)
+    if flat.shape[1] == 1:  # a vector: its largest unit
+        flat = np.concatenate([flat, np.zeros_like(flat)], axis=1)
     score = np.nan_to_num(flat.max(axis=1) - np.median(flat, axis=1), nan=-np.inf, posinf=-np.inf)
     return int(np.argmax(score)) if np.isfinite(score).any() else 0
 

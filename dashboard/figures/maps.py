@@ -269,21 +269,29 @@ def page_size_for(rows_px: int, cols_px: int, wanted: int) -> int:
 
 
 def rgb_mosaic(images: np.ndarray, *, columns: int = 8, highlight: int | None = None, tile_px: int = 64) -> go.Figure:
-    """Small colour images (``(n, h, w, 3)`` in [0, 1]) in a grid, e.g. first-layer kernels."""
+    """Small colour images (``(n, h, w, 3)`` in [0, 1]) in a grid, e.g. first-layer kernels; each
+    carries a click target (:func:`click_targets`, ``customdata[0]`` its index)."""
     count, rows_px, cols_px, _ = images.shape
     columns = max(1, min(columns, count))
     grid_rows = math.ceil(count / columns)
     gap = 1
     canvas = np.full((grid_rows * (rows_px + gap) + gap, columns * (cols_px + gap) + gap, 3), 255, dtype=np.uint8)
     shapes = []
+    centres: list[tuple[float, float]] = []
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         top, left = gap + row * (rows_px + gap), gap + column * (cols_px + gap)
         canvas[top : top + rows_px, left : left + cols_px] = to_uint8(image)
+        centres.append((left + (cols_px - 1) / 2, top + (rows_px - 1) / 2))
         if index == highlight:
             shapes.append(outline(top, left, rows_px, cols_px))
-    figure = go.Figure(go.Image(z=canvas, hovertemplate="x=%{x}, y=%{y}<br>rgb %{z}<extra></extra>"))
     scale = tile_px / max(rows_px, cols_px)
+    figure = go.Figure(
+        [
+            go.Image(z=canvas, hovertemplate="x=%{x}, y=%{y}<br>rgb %{z}<extra></extra>"),
+            click_targets([x for x, _ in centres], [y for _, y in centres], range(count), size=tile_px * 0.8),
+        ]
+    )
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     figure.update_layout(

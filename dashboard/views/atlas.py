@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 import vis_core
-from dashboard import atlases, cache, escape, figures, jobs, layer_choice, live, sidebar, state
+from dashboard import atlases, cache, escape, figures, glossary, jobs, layer_choice, live, sidebar, state
 from vis_core import costs
 from vis_core.featuremaps import ChannelPages
 from vis_core.optim import Stopped
@@ -18,8 +18,8 @@ handle, entry = selection.handle, selection.image
 st.title("Atlas")
 st.markdown(
     "What does each filter of this layer look for? The atlas answers for every filter at once. For each "
-    "one it keeps the picture that excites it most (painted by the network itself, as on the Feature "
-    "visualisation page), the patches of real photos that excite it most, and how often it fires. It is "
+    "one it keeps the picture that excites it most (painted by the network itself, as on the Ideal "
+    "images page), the patches of real photos that excite it most, and how often it fires. It is "
     "computed once and kept, so browsing it is instant. Choose a filter to see it large, and where it "
     "fires in your photo."
 )
@@ -87,7 +87,9 @@ order_by = ORDERS[
         "Order the filters by",
         list(ORDERS),
         key="at_order",
-        help="By how strongly each filter fires on the photo chosen in the sidebar, strongest first.",
+        help=glossary.help(
+            "activation", "By how strongly each filter fires on the photo chosen in the sidebar, strongest first."
+        ),
     )
 ]
 wanted = st.session_state.get(state.ATLAS_UNIT)
@@ -150,9 +152,22 @@ if built < channels and not (busy and job.name == layer):
             images = "sample"
             s1, s2, s3 = st.columns(3)
             settings = dict(
-                steps=int(s1.number_input("Steps per picture", 1, 2048, DEFAULTS["steps"], key="at_steps")),
+                steps=int(
+                    s1.number_input(
+                        "Steps per picture", 1, 2048, DEFAULTS["steps"], key="at_steps", help=glossary.help("step")
+                    )
+                ),
                 size=int(s2.number_input("Picture size (pixels)", 16, 448, DEFAULTS["size"], 16, key="at_size")),
-                top_k=int(s3.number_input("Photo patches per filter", 1, 25, DEFAULTS["top_k"], key="at_top_k")),
+                top_k=int(
+                    s3.number_input(
+                        "Photo patches per filter",
+                        1,
+                        25,
+                        DEFAULTS["top_k"],
+                        key="at_top_k",
+                        help=glossary.help("top patches"),
+                    )
+                ),
             )
         pictures = (channels - built) * settings.get("renders", 1)
         work = costs.work_of_images(handle, [(settings["size"], settings["size"])], settings["steps"], pictures)
@@ -209,6 +224,7 @@ if not built:
 # ----------------------------------------------------------------- figures
 def _choose(channel: int) -> None:
     st.session_state[state.ATLAS_UNIT] = channel
+    layer_choice.choose(layer, channel)  # the sidebar's filter too, so every page shows it
 
 
 st.subheader(f"The filters of {layer}")
@@ -253,6 +269,7 @@ for row in range(0, len(shown), COLUMNS):
             )
 
 st.subheader(f"Filter {unit_index} of {layer}")
+layer_choice.unit_link(layer, unit_index)
 view = cache.model_view(handle.key, entry.key, handle, entry.image)
 left, middle, right = st.columns([1, 1, 1])
 with left:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import live, sidebar, state
+from dashboard import glossary, live, sidebar, state
 from vis_core.dream import MAX_OCTAVES, MAX_SIDE, deep_dream, dream_size, dream_work
 
 selection = sidebar.current()
@@ -12,6 +12,7 @@ handle, entry, layer, channel = selection.handle, selection.image, selection.lay
 
 st.title("Deep dream")
 st.markdown(
+    "*DeepDream (Mordvintsev et al., 2015).* "
     "The network is asked to see *more* of whatever it already sees: the photo is changed, step by step, "
     "so that the chosen layer responds more strongly. Shallow layers paint strokes and textures, deep layers "
     "dream up eyes, fur and whole animals. It works at several scales (octaves), from coarse to fine."
@@ -21,13 +22,34 @@ sidebar.require_spatial(info)
 
 with st.sidebar:
     st.subheader("Deep dream")
-    target = st.radio("Amplify", ["the whole layer", "the sidebar's filter"], key="dd_target")
-    octaves = st.slider("Octaves", 1, MAX_OCTAVES, 4, key="dd_octaves")
-    octave_scale = st.slider("Octave scale", 1.1, 2.0, 1.4, 0.1, key="dd_scale")
-    steps = st.slider("Steps per octave", 1, 40, 10, key="dd_steps")
-    step_size = st.slider("Step size", 0.002, 0.05, 0.01, 0.002, key="dd_step_size")
-    jitter = st.slider("Jitter (pixels)", 0, 64, 32, key="dd_jitter")
-    smoothing = st.slider("Gradient smoothing (sigma)", 0.0, 3.0, 0.5, 0.25, key="dd_smoothing")
+    target = st.radio(
+        "Amplify",
+        ["the whole layer", "the sidebar's filter"],
+        key="dd_target",
+        help=glossary.help("deep dream", "Make every filter of the layer respond more, or only one."),
+    )
+    octaves = st.slider("Octaves", 1, MAX_OCTAVES, 4, key="dd_octaves", help=glossary.help("octave"))
+    octave_scale = st.slider("Octave scale", 1.1, 2.0, 1.4, 0.1, key="dd_scale", help=glossary.help("octave scale"))
+    steps = st.slider("Steps per octave", 1, 40, 10, key="dd_steps", help=glossary.help("step"))
+    step_size = st.slider(
+        "Step size",
+        0.002,
+        0.05,
+        0.01,
+        0.002,
+        key="dd_step_size",
+        help=glossary.help("gradient", "How far each step changes the photo: larger dreams faster and coarser."),
+    )
+    jitter = st.slider("Jitter (pixels)", 0, 64, 32, key="dd_jitter", help=glossary.help("jitter"))
+    smoothing = st.slider(
+        "Gradient smoothing (sigma)",
+        0.0,
+        3.0,
+        0.5,
+        0.25,
+        key="dd_smoothing",
+        help=glossary.help("gradient", "Blurs each step's change a little (sigma: how much), for smoother dreams."),
+    )
     tile = st.select_slider(
         "Tile size",
         [128, 256, 384, 512, 768, 1024],
@@ -35,7 +57,7 @@ with st.sidebar:
         key="dd_tile",
         help="Large images are processed in tiles of this size (less memory, no seams).",
     )
-    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="dd_seed"))
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="dd_seed", help=glossary.help("seed")))
 
 # what a shown dream must share with the current selection to be up to date
 made_with = {"model": handle.key, "image": entry.key, "layer": layer}

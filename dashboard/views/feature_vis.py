@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import escape, live, sidebar, state
+from dashboard import cache, escape, glossary, live, sidebar, state
 from vis_core.featurevis import feature_visualization, render_work
 from vis_core.optim import MAX_SIZE
 
 selection = sidebar.current()
-handle, layer, channel = selection.handle, selection.layer, selection.channel
+handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
 
-st.title("Feature visualisation")
+st.title("Ideal images")
 st.markdown(
+    "*Feature visualisation (activation maximisation).* "
     "What is a filter looking for? Start from grey noise and let the network itself paint, step by step, "
     "the picture that excites the filter most. Early filters want stripes and colours, deeper ones textures, "
     "then eyes, wheels or fur. Gallery mode paints many filters at once; diversity mode shows several different "
@@ -24,24 +25,43 @@ sidebar.require_spatial(info)
 with st.sidebar:
     st.subheader("Feature visualisation")
     mode = st.radio(
-        "Render", ["one filter", "gallery of filters", "diverse images of one filter", "a class"], key="fv_mode"
+        "Render",
+        ["one filter", "gallery of filters", "diverse images of one filter", "a class"],
+        key="fv_mode",
+        help=glossary.help("feature visualisation", "What to paint the ideal image of."),
     )
-    steps = st.slider("Steps", 16, 512, 128, 16, key="fv_steps")
+    steps = st.slider("Steps", 16, 512, 128, 16, key="fv_steps", help=glossary.help("step"))
     size = st.select_slider(
         "Size (pixels)", [64, 96, 128, 160, 224, 320, 448], 128 if mode != "one filter" else 224, key="fv_size"
     )
-    fft = st.toggle("Fourier parameterisation", value=True, key="fv_fft")
-    decorrelate = st.toggle("Decorrelated colour", value=True, key="fv_decorrelate")
-    transforms = st.toggle("Robustness transforms (jitter, scale, rotate)", value=True, key="fv_transforms")
-    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="fv_seed"))
+    fft = st.toggle(
+        "Fourier parameterisation", value=True, key="fv_fft", help=glossary.help("Fourier parameterisation")
+    )
+    decorrelate = st.toggle(
+        "Decorrelated colour", value=True, key="fv_decorrelate", help=glossary.help("decorrelated colour")
+    )
+    transforms = st.toggle(
+        "Robustness transforms (jitter, scale, rotate)",
+        value=True,
+        key="fv_transforms",
+        help=glossary.help("robustness transforms"),
+    )
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="fv_seed", help=glossary.help("seed")))
     if mode == "gallery of filters":
         first, last = st.slider("Filters", 0, info.channels - 1, (0, min(info.channels - 1, 7)), key="fv_range")
         target = dict(channel=list(range(first, first + min(16, last - first + 1))))
     elif mode == "diverse images of one filter":
         target = dict(channel=channel, diversity=st.slider("Images", 2, 8, 4, key="fv_count"))
     elif mode == "a class":
+        # The photo's top prediction by default: the class the audience just saw the network name.
+        top = cache.prediction(handle.key, entry.key, handle, entry.image).indices[0]
         chosen_class = st.selectbox(
-            "Class", list(range(len(handle.labels))), format_func=lambda i: handle.labels[i], key="fv_class"
+            "Class",
+            list(range(len(handle.labels))),
+            index=int(top) if 0 <= top < len(handle.labels) else 0,
+            format_func=lambda i: handle.labels[i],
+            key="fv_class",
+            help=glossary.help("logit", "The class whose score the painting raises; at first, the photo's top guess."),
         )
         target = dict(channel=int(chosen_class), mode="class")
     else:

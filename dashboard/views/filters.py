@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import cache, figures, sidebar, state
+from dashboard import cache, figures, glossary, layer_choice, sidebar, state
 from vis_core.featuremaps import ChannelPages
 from vis_core.filters import conv_layers
 
@@ -17,7 +17,7 @@ st.markdown(
     "A convolution layer is a set of small **filters**: grids of learned numbers that slide over "
     "the image. Where the picture matches a filter's pattern, that filter's feature map lights up. "
     "In the first layer of a colour network each filter is a tiny colour picture of what it looks "
-    "for; deeper filters combine the maps of the layer before."
+    "for; deeper filters combine the maps of the layer before. Click a filter to choose it."
 )
 
 inside = conv_layers(handle, selection.layer)
@@ -33,7 +33,9 @@ layer = st.selectbox(
     options,
     key=state.FILTERS_LAYER,
     format_func=lambda name: f"{name} · {handle.layers[name].shape_text}",
-    help="The convolutions inside the layer chosen in the sidebar (or all of them, if it has none).",
+    help=glossary.help(
+        "filter", "The convolutions inside the layer chosen in the sidebar (or all of them, if it has none)."
+    ),
 )
 kernels = cache.layer_filters(handle.key, layer, handle)
 out_channels, in_per_group, kh, kw = kernels.weight.shape
@@ -72,7 +74,15 @@ with st.sidebar:
 
 if kernels.kind == "rgb":
     images = kernels.rgb("filter" if normalize == "each filter" else "layer")
-    st.plotly_chart(figures.rgb_mosaic(images, highlight=channel), width="stretch", key="fl_rgb")
+    clicked = st.plotly_chart(
+        figures.rgb_mosaic(images, highlight=channel),
+        width="stretch",
+        key="fl_rgb",
+        on_select="rerun",
+        selection_mode="points",
+    )
+    layer_choice.pick(clicked, layer, "fl_rgb")
+    layer_choice.unit_link(layer, channel)
     st.subheader(f"Filter {channel}, channel by channel")
     st.plotly_chart(
         figures.channel_mosaic(
@@ -93,7 +103,7 @@ else:
     maps, signed = kernels.reduced(how), kernels.signed(how)
     paging = ChannelPages(out_channels, figures.page_size_for(kh, kw, 256))
     shown = paging.channels(paging.page_of(channel))  # the page that holds the chosen filter
-    st.plotly_chart(
+    clicked = st.plotly_chart(
         figures.channel_mosaic(
             maps,
             shown,
@@ -102,10 +112,15 @@ else:
             highlight=channel,
             columns=16,
             tile_px=56,
+            signed=signed,
         ),
         width="stretch",
         key="fl_mosaic",
+        on_select="rerun",
+        selection_mode="points",
     )
+    layer_choice.pick(clicked, layer, "fl_mosaic")
+    layer_choice.unit_link(layer, channel)
     st.caption(
         f"Filters {shown[0]}–{shown[-1]} of {out_channels}"
         + ("" if signed else ", each the L2 norm over its input channels")

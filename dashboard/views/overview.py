@@ -5,13 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, escape, figures, sidebar
+from dashboard import cache, escape, figures, glossary, sidebar
+from vis_core.layers import depths
 
 selection = sidebar.current()
 handle, entry = selection.handle, selection.image
 
-st.title("Overview")
+st.title("Photo and guesses")
 st.markdown(
+    "*Overview: the model's input, its prediction and its layers.* "
     "A convolutional network looks at a small, square version of your picture and passes it "
     "through a stack of layers, each turning the previous layer's output into a new set of "
     "**feature maps**. At the end it gives a probability for each of the "
@@ -48,19 +50,25 @@ total_params = sum(p.numel() for p in handle.model.parameters())
 columns = st.columns(5)
 columns[0].metric("Parameters", f"{total_params / 1e6:.1f} M")
 columns[1].metric("Input", f"{handle.input_size[1]}×{handle.input_size[0]}")
-columns[2].metric("Blocks", len(handle.blocks()), help="Top-level building blocks, as listed in the sidebar.")
-columns[3].metric("Modules", len(handle.layers), help="Every module with an output, sub-layers included.")
+columns[2].metric(
+    "Blocks", len(handle.blocks()), help=glossary.help("block", "Top-level building blocks, as listed in the sidebar.")
+)
+columns[3].metric(
+    "Modules", len(handle.layers), help=glossary.help("layer", "Every module with an output, sub-layers included.")
+)
 columns[4].metric("Runs on", str(handle.device).upper())
 
 st.subheader("Layers")
 st.caption(
-    "Every module the image passes through, in order, with the shape of what it outputs "
-    "(channels × height × width) and how many learned numbers it holds."
+    "Every module the image passes through, in order, with what its filters typically respond to at that "
+    "depth, the shape of what it outputs (channels × height × width) and how many learned numbers it holds."
 )
 blocks_only = st.toggle("Blocks only", value=False, key="overview_blocks_only")
+named = depths(handle.layers)
 rows = [
     {
         "name": info.name,
+        "responds to": named[info.name].stage if info.name in named else "",
         "type": info.type_name,
         "output shape": info.shape_text,
         "parameters": info.params,

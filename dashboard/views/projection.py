@@ -1,21 +1,21 @@
-"""Projection: which pixels drive the chosen filter (Zeiler & Fergus's deconvnet)."""
+"""Back to pixels: which pixels drive the chosen filter (Zeiler & Fergus's deconvnet, guided backprop)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import atlases, cache, escape, figures, sidebar
+from dashboard import atlases, cache, escape, figures, glossary, layer_choice, sidebar
 from vis_core.projection import FOCUS_MASS, RULE_LABELS, RULES, crop, shared_focus
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
 
-st.title("Projection to pixels")
+st.title("Back to pixels")
 st.markdown(
-    "A filter deep in the network responds to something in the picture, but what? Here its response is "
-    "sent **backwards** through the network to the pixels, which shows the edges and textures it reacts to. "
-    "The three ways of passing the signal back differ only at each ReLU; guided backprop gives the crispest "
-    "pictures, the plain gradient the most honest ones."
+    "*Projection to pixels by deconvnet and guided backprop.* A filter deep in the network responds to "
+    "something in the picture, but what? Here its response is sent **backwards** through the network to the "
+    "pixels, which shows the edges and textures it reacts to. The three ways of passing the signal back differ "
+    "only at each ReLU; guided backprop gives the crispest pictures, the plain gradient the most honest ones."
 )
 
 info = handle.layers[layer]
@@ -27,11 +27,19 @@ with st.sidebar:
         "Project",
         ["strongest position", "whole map"],
         key="pr_scope",
-        help="Zeiler & Fergus project the single strongest activation; the whole map shows everything the filter saw.",
+        help=glossary.help(
+            "activation",
+            "Zeiler & Fergus project the single strongest activation; the whole map shows everything the filter saw.",
+        ),
     )
     top_k = st.slider("Strongest filters to show", 4, 16, 8, 4, key="pr_top_k")
     top_rule = st.selectbox(  # guided by default: the most legible for a room (deconvnet's strided checkerboard)
-        "Rule for that grid", RULES, index=RULES.index("guided"), format_func=RULE_LABELS.get, key="pr_top_rule"
+        "Rule for that grid",
+        RULES,
+        index=RULES.index("guided"),
+        format_func=RULE_LABELS.get,
+        key="pr_top_rule",
+        help=glossary.help("guided backprop", "How the response is passed back through each ReLU."),
     )
 
 position = "max" if scope == "strongest position" else None
@@ -42,22 +50,17 @@ results = {
 first = results["deconvnet"]
 focus = shared_focus(list(results.values()))  # every panel is cropped to where the projections fall
 
-columns = st.columns(5 if first.position is not None else 4)
-with columns[0]:
-    st.plotly_chart(
-        figures.picture(view, title="The image", box=focus if first.position is not None else None, height=280),
-        width="stretch",
-        key="pr_image",
-    )
-panels = [("What it sees", view)] if first.position is not None else []
-panels += [(RULE_LABELS[rule], results[rule].rgb) for rule in RULES]
-for column, (title, picture) in zip(columns[1:], panels):
-    with column:
-        st.plotly_chart(
-            figures.picture(crop(picture, focus), title=title, height=280),
-            width="stretch",
-            key=f"pr_{title}",
-        )
+# Two rows of large pictures: the photo (and what the filter sees), then the three projections.
+panels = [("The image", view, focus if first.position is not None else None)]
+if first.position is not None:
+    panels.append(("What it sees", crop(view, focus), None))
+projections = [(RULE_LABELS[rule], crop(results[rule].rgb, focus), None) for rule in RULES]
+for row in (panels, projections):
+    for column, (title, picture, box) in zip(st.columns(3), row):
+        with column:
+            st.plotly_chart(
+                figures.picture(picture, title=title, box=box, height=360), width="stretch", key=f"pr_{title}"
+            )
 if first.position is not None:
     _, map_height, map_width = info.output_shape
     rf_top, rf_left, rf_bottom, rf_right = first.box
@@ -79,6 +82,7 @@ for result in results.values():
         st.warning(escape.markdown(result.note))
         break
 atlases.show_entry(handle, layer, channel)  # what the filter looks for, when the model has an atlas
+layer_choice.unit_link(layer, channel, always=True)
 
 st.subheader(f"The {top_k} strongest filters of {layer} for this image")
 tiles = cache.top_projections(handle.key, entry.key, layer, top_k, top_rule, handle, entry.image)
@@ -88,9 +92,17 @@ for index, (filter_index, value, projected, patch) in enumerate(tiles):
         pair = st.columns(2)
         pair[0].image(patch, width="stretch")
         pair[1].image(projected, width="stretch", clamp=True)
-        st.caption(f"filter {filter_index} · peak {value:.2f}")
+        st.button(
+            f"filter {filter_index} · peak {value:.2f}",
+            key=f"pr_tile_{filter_index}",
+            on_click=layer_choice.choose,
+            args=(layer, filter_index),
+            type="primary" if filter_index == channel else "secondary",
+            width="stretch",
+            help=f"Choose filter {filter_index} in the sidebar",
+        )
 st.caption(
     "Each pair is the image patch under one filter's strongest response and that response projected back with "
     f"{RULE_LABELS[top_rule].lower()}, both cropped to where {FOCUS_MASS:.0%} of the projection falls; "
-    "computed together in one batched backward pass."
+    "computed together in one batched backward pass. Press a filter's button to choose it."
 )

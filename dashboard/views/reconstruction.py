@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cache, live, sidebar, state
+from dashboard import cache, glossary, live, sidebar, state
 from vis_core.inversion import reconstruct
 
 selection = sidebar.current()
 handle, entry, layer = selection.handle, selection.image, selection.layer
 
-st.title("Feature reconstruction")
+st.title("Rebuild the photo")
 st.markdown(
+    "*Feature reconstruction (inversion, Mahendran and Vedaldi, 2015).* "
     "Each layer keeps only part of what is in the picture. Here we start from noise and search for an image "
     "that the network sees exactly as it sees the photo at one layer. From an early layer the photo comes "
     "back almost perfectly; from a deep layer only the parts that matter for recognition survive, while exact "
@@ -20,15 +21,43 @@ st.markdown(
 
 with st.sidebar:
     st.subheader("Reconstruction")
-    steps = st.slider("Steps", 20, 600, 150, 10, key="rc_steps")
-    tv_weight = st.slider("Smoothness (total variation weight)", 0.0, 2.0, 0.5, 0.05, key="rc_tv")
-    tv_beta = st.slider("Total variation exponent (beta)", 1.0, 3.0, 2.0, 0.5, key="rc_beta")
-    alpha_weight = st.select_slider("Range (alpha-norm weight)", [0.0, 1e-4, 1e-3, 1e-2, 1e-1], 1e-3, key="rc_alpha")
-    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="rc_seed"))
+    steps = st.slider("Steps", 20, 600, 150, 10, key="rc_steps", help=glossary.help("step"))
+    tv_weight = st.slider(
+        "Smoothness (total variation weight)",
+        0.0,
+        2.0,
+        0.5,
+        0.05,
+        key="rc_tv",
+        help=glossary.help("total variation"),
+    )
+    tv_beta = st.slider(
+        "Total variation exponent (beta)",
+        1.0,
+        3.0,
+        2.0,
+        0.5,
+        key="rc_beta",
+        help=glossary.help("total variation", "Higher: large jumps cost more than many small ones."),
+    )
+    alpha_weight = st.select_slider(
+        "Range (alpha-norm weight)",
+        [0.0, 1e-4, 1e-3, 1e-2, 1e-1],
+        1e-3,
+        key="rc_alpha",
+        help=glossary.help("alpha norm"),
+    )
+    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="rc_seed", help=glossary.help("seed")))
 
 spatial = [info.name for info in handle.blocks() if info.is_spatial and info.output_shape[1] > 1]
 picks = sorted({spatial[int(f * (len(spatial) - 1))] for f in (0.1, 0.35, 0.6, 0.9)}, key=spatial.index)
-strip = st.multiselect("Layers for the strip", spatial, default=picks, key="rc_layers")
+strip = st.multiselect(
+    "Layers for the strip",
+    spatial,
+    default=picks,
+    key="rc_layers",
+    help=glossary.help("reconstruction", "Rebuild the photo from each of these layers, shallow to deep."),
+)
 live.estimate(handle, float(steps * len(strip)), "the steps or the layers")  # one image per step
 left, right = st.columns(2)
 one = left.button(f"Reconstruct from {layer}", type="primary", key="rc_one")
