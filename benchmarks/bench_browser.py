@@ -35,15 +35,15 @@ SWITCH_TARGET_MS = 1000
 #: pressed: feature visualisation paints only on request, the lab has no run and the model no
 #: atlas yet here).
 PAGES = {
-    "Photo and guesses": ("Overview", True),
+    "Photo and guesses": ("Photo and guesses", True),
     "Feature maps": ("Feature maps", True),
     "Filters": ("Filters", True),
-    "Back to pixels": ("Projection to pixels", True),
+    "Back to pixels": ("Back to pixels", True),
     "Atlas": ("Atlas", False),
     "Where it looked": ("Activation maps", True),
     "Deep dream": ("Deep dream", True),
-    "Ideal images": ("Feature visualisation", False),
-    "Rebuild the photo": ("Feature reconstruction", True),
+    "Ideal images": ("Ideal images", False),
+    "Rebuild the photo": ("Rebuild the photo", True),
     "Training lab": ("Training lab", False),
 }
 ROUNDS = 3

@@ -41,6 +41,9 @@ FEATURE_MAPS = "views/feature_maps.py"
 pytestmark = pytest.mark.usefixtures("clear_caches")
 
 
+OVERVIEW = "views/overview.py"  # the landing page is the tour
+
+
 def charts(at: AppTest) -> list:
     return list(at.get("plotly_chart"))
 
@@ -50,8 +53,8 @@ def chart_titles(at: AppTest) -> str:
 
 
 def test_overview_page():
-    at = start()
-    assert at.title[0].value == "Overview"
+    at = start(OVERVIEW)
+    assert at.title[0].value == "Photo and guesses"
     assert "feature maps" in at.markdown[0].value
     assert len(charts(at)) == 1 and "Egyptian cat" in chart_titles(at)
     assert [m.label for m in at.metric] == ["Parameters", "Input", "Blocks", "Modules", "Runs on"]
@@ -70,9 +73,10 @@ def test_sidebar_defaults_and_layer_labels():
     assert at.sidebar.selectbox(key=MODEL_CHOICE).value == "mobilenet_v2"
     layer = next(box for box in at.sidebar.selectbox if box.label == "Layer")
     assert layer.value == "features.10"
-    assert "features.10 · 64×14×14 · InvertedResidual" in layer.options
+    assert "features.10 · parts of objects" in layer.options  # the block's depth in plain words
+    assert any(c.value == "Block 11 of 21: parts of objects · 64×14×14 · InvertedResidual" for c in at.sidebar.caption)
     assert all(".conv." not in option for option in layer.options)  # blocks only by default
-    assert at.sidebar.number_input(key=CHANNEL).value == 0
+    assert at.sidebar.number_input(key=CHANNEL).value == 14  # the filter whose peak stands out most on chelsea
     assert at.sidebar.selectbox(key=SAMPLE).value == "chelsea (cat)"
 
 
@@ -80,7 +84,7 @@ def test_feature_maps_page_default():
     at = start(FEATURE_MAPS)
     assert at.title[0].value == "Feature maps"
     assert len(charts(at)) == 3  # the chosen channel, the grid of channels, the profile across blocks
-    assert "features.10 · filter 0" in chart_titles(at)
+    assert "features.10 · filter 14" in chart_titles(at)
     assert [m.label for m in at.metric][:2] == ["Mean activation", "Strongest response"]
     assert "Channels 0–63 of 64" in " ".join(c.value for c in at.caption)
 
@@ -120,7 +124,7 @@ def test_channel_is_clamped_to_the_layer():
 
 
 def test_sub_layers_and_vector_layers():
-    at = start(FEATURE_MAPS, **{SHOW_SUBLAYERS: True, LAYER: "features.10.conv.0.1"})
+    at = start(FEATURE_MAPS, **{SHOW_SUBLAYERS: True, LAYER: "features.10.conv.0.1", CHANNEL: 0})
     assert "features.10.conv.0.1 · filter 0" in chart_titles(at)
     layer_box = next(box for box in at.sidebar.selectbox if box.label == "Layer")
     assert any(".conv." in option for option in layer_box.options)
@@ -168,12 +172,12 @@ def test_a_bad_link_names_what_it_ignored_and_shows_the_defaults(params, named):
     assert any(named in shown(toast.value) for toast in at.toast), [t.value for t in at.toast]
     selection = at.session_state[SELECTION]
     assert selection.handle.name == "mobilenet_v2" and selection.image.key == "sample:chelsea (cat)"
-    assert selection.channel == 0
+    assert selection.channel == (0 if params.get("layer") == "features.1" else 14)  # the clearest filter on chelsea
     assert selection.layer == ("features.1" if params.get("layer") == "features.1" else "features.10")
 
 
 def test_sample_change_updates_prediction():
-    at = start()
+    at = start(OVERVIEW)
     assert "Egyptian cat" in chart_titles(at)
     at.sidebar.selectbox(key=SAMPLE).set_value("coffee").run()  # runs the on_change callback
     assert not at.exception
@@ -260,12 +264,12 @@ def test_training_lab_stop_keeps_progress(runs_dir):
 
 def test_a_run_is_a_model_like_any_other(runs_dir):
     vis_core.training.train("digits", "notebook", epochs=1, seed=0, out=runs_dir / "lab-model")
-    at = start(FEATURE_MAPS, **{MODEL_CHOICE: "run:lab-model"})
+    at = start(FEATURE_MAPS, **{MODEL_CHOICE: "run:lab-model", CHANNEL: 0})
     assert at.session_state[MODEL_NAME] == "run:lab-model"
     assert at.sidebar.radio(key=IMAGE_SOURCE).value == "Test image"
     assert at.session_state[IMAGE].label.startswith("test image 0")
     assert "conv2 · filter 0" in chart_titles(at)
-    overview = start(**{MODEL_CHOICE: "run:lab-model"})
+    overview = start(OVERVIEW, **{MODEL_CHOICE: "run:lab-model"})
     assert overview.metric[1].value == "28×28" and "Top-5" in chart_titles(overview)
     filters_page = start(FILTERS, **{MODEL_CHOICE: "run:lab-model", LAYER: "conv1"})
     assert "greyscale image" in filters_page.info[0].value
@@ -277,14 +281,14 @@ ACTIVATION_MAPS = "views/activation_maps.py"
 
 def test_projection_page():
     at = start(PROJECTION, **{CHANNEL: 5})
-    assert at.title[0].value == "Projection to pixels"
+    assert at.title[0].value == "Back to pixels"
     spec = chart_titles(at)
     for title in ("The image", "What it sees", "Deconvnet", "Guided backprop", "Gradient"):
         assert title in spec
     assert "fires most at position" in " ".join(c.value for c in at.caption)
     assert len(at.main.image) == 16  # 8 strongest filters: image patch and projection each
     assert "projected back with guided backprop, both cropped to where 98%" in " ".join(c.value for c in at.caption)
-    at = start(PROJECTION, pr_scope="whole map", pr_top_k=4, **{LAYER: "features.4"})
+    at = start(PROJECTION, pr_scope="whole map", pr_top_k=4, **{LAYER: "features.4", CHANNEL: 0})
     assert "What it sees" not in chart_titles(at) and "whole map of filter 0 of features.4" in " ".join(
         c.value for c in at.caption
     )
@@ -351,7 +355,7 @@ def test_reconstruction_page_strip():
 def test_trusted_model_from_make_run(monkeypatch):
     """`make run MODEL=package.module:function` puts the person's own code first in the sidebar."""
     monkeypatch.setenv("VIS_CORE_MODEL", "tests.factories:tiny_digits")
-    at = start()
+    at = start(OVERVIEW)
     assert at.session_state[MODEL_NAME] == "tests.factories:tiny_digits"
     assert at.sidebar.selectbox(key=MODEL_CHOICE).options[0] == "tests.factories:tiny_digits  (your code)"
     assert "each of the 3 things it knows" in at.markdown[0].value
@@ -369,7 +373,7 @@ def test_warm_up_fills_the_caches_the_pages_read(monkeypatch):
     monkeypatch.setattr(vis_core, "load_model", cache_miss)
     monkeypatch.setattr(vis_core, "feature_maps", cache_miss)
     at = start(FEATURE_MAPS)  # the first viewer's page run finds the model and the maps ready
-    assert "features.10 · filter 0" in chart_titles(at)
+    assert "features.10 · filter 14" in chart_titles(at)
 
 
 def test_an_engine_error_on_any_page_is_a_message(monkeypatch):

@@ -64,7 +64,7 @@ def test_a_spoofed_model_widget_imports_nothing(tmp_path, monkeypatch):
     assert "tests.canary_factory" not in sys.modules and not canary.exists()
     assert "not one of the models offered here" in messages(at)
     assert at.session_state[MODEL_NAME] == vis_core.DEFAULT_MODEL  # the viewer keeps the model they had
-    other = start()  # the server still serves everyone else
+    other = start("views/overview.py")  # the server still serves everyone else
     specs = json.dumps([chart.proto.spec for chart in other.get("plotly_chart")])
     assert other.title[0].value == "Overview" and "Egyptian cat" in specs
 

@@ -24,14 +24,14 @@ from tests.support.browser import alert, in_use, settle, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PAGES = {
-    "overview": "Overview",
+    "overview": "Photo and guesses",
     "feature_maps": "Feature maps",
     "filters": "Filters",
-    "projection": "Projection to pixels",
+    "projection": "Back to pixels",
     "activation_maps": "Activation maps",
     "deep_dream": "Deep dream",
-    "feature_vis": "Feature visualisation",
-    "reconstruction": "Feature reconstruction",
+    "feature_vis": "Ideal images",
+    "reconstruction": "Rebuild the photo",
     "training_lab": "Training lab",
     "atlas": "Atlas",
 }
@@ -164,7 +164,7 @@ def test_a_link_opens_its_view_and_the_address_bar_follows(server, page):
     for part in ("filter=9", "layer=features.5.conv.1", "image=coffee"):
         expect(page).to_have_url(re.compile(re.escape(part)))
     web.open_page(page, "Photo and guesses")
-    expect(page.locator("h1").first).to_have_text("Overview")
+    expect(page.locator("h1").first).to_have_text("Photo and guesses")
     for part in ("filter=9", "image=coffee"):  # the next page keeps the view
         expect(page).to_have_url(re.compile(re.escape(part)))
     no_exception(page)
@@ -328,7 +328,7 @@ def test_the_training_lab_buttons(server, page):
     expect(page.get_by_text(re.compile(r"^In use: test image 0 \(.+\)$"))).to_be_visible()
     expect(page.get_by_role("combobox", name="Model")).to_have_value(re.compile(r"^browser-run"))
     web.open_page(page, "Photo and guesses")
-    expect(page.locator("h1").first).to_have_text("Overview")
+    expect(page.locator("h1").first).to_have_text("Photo and guesses")
     expect(page.get_by_text(re.compile(r"each of the 10 things it knows"))).to_be_visible()  # the digits run
 
     web.open_page(page, "Training lab")
