@@ -66,7 +66,7 @@ def test_a_spoofed_model_widget_imports_nothing(tmp_path, monkeypatch):
     assert at.session_state[MODEL_NAME] == vis_core.DEFAULT_MODEL  # the viewer keeps the model they had
     other = start("views/overview.py")  # the server still serves everyone else
     specs = json.dumps([chart.proto.spec for chart in other.get("plotly_chart")])
-    assert other.title[0].value == "Overview" and "Egyptian cat" in specs
+    assert other.title[0].value == "Photo and guesses" and "Egyptian cat" in specs
 
 
 def test_no_name_reaches_an_import(tmp_path, monkeypatch):
