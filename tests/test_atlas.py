@@ -331,16 +331,17 @@ def test_ray_executor_gives_the_same_atlas(tiny, tmp_path, photos, reference):
     assert snapshot(tmp_path) == reference  # the local build's: same examples, same renders
 
 
-def test_renders_run_on_a_batchnorm_folded_copy_that_computes_the_same(handle, cat):
+def test_ascent_runs_on_a_batchnorm_folded_copy_that_computes_the_same(handle, cat):
     """The render copy folds each BatchNorm into its convolution (a quarter of a CPU step was the
     BatchNorm's backward): every block and BatchNorm output equals the model's to float rounding,
     a convolution a render reads keeps its own output, and the shared model is untouched."""
     from vis_core import surgery
-    from vis_core.atlas.renders import folded_twin
+    from vis_core.optim import rendering_twin as folded_twin
 
     before = vis_core.state_dict_hash(handle.model)
-    folded = folded_twin(handle, "features.10")
-    assert folded is folded_twin(handle, "features.10") and folded.model is not handle.for_long_work().model
+    folded = folded_twin(handle, ["features.10"])
+    assert folded is folded_twin(handle, ["features.10"]) is folded_twin(handle)
+    assert folded.model is not handle.for_long_work().model
     assert folded.is_long_work and folded.key == handle.key
     identities = [name for name, module in folded.model.named_modules() if isinstance(module, torch.nn.Identity)]
     assert len(identities) == 52  # every conv + BatchNorm pair of MobileNetV2
@@ -351,7 +352,7 @@ def test_renders_run_on_a_batchnorm_folded_copy_that_computes_the_same(handle, c
     for name in set(original) - convs:
         scale = np.abs(original[name]).max() + 1e-6
         assert np.abs(original[name] - same[name]).max() <= 1e-4 * scale, name
-    kept = folded_twin(handle, "features.10.conv.2")  # a convolution read directly keeps its own output
+    kept = folded_twin(handle, ["features.10.conv.2"])  # a convolution read directly keeps its own output
     np.testing.assert_allclose(
         vis_core.feature_maps(kept, cat, ["features.10.conv.2"]).activations["features.10.conv.2"],
         original["features.10.conv.2"],
@@ -359,4 +360,5 @@ def test_renders_run_on_a_batchnorm_folded_copy_that_computes_the_same(handle, c
         atol=1e-4,
     )
     assert vis_core.state_dict_hash(handle.model) == before
-    assert surgery.fold_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 3, 1))) == 0
+    assert kept is not folded and isinstance(kept.model.get_submodule("features.10.conv.3"), torch.nn.BatchNorm2d)
+    assert surgery.fold_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 3, 1))) == []

@@ -62,7 +62,7 @@ def test_same_seed_same_image_and_other_seed_differs(handle):
 
 def test_forward_stops_at_the_deepest_layer(handle):
     calls = []
-    model = handle.for_long_work().model  # renders run on the long-work twin (ModelHandle.for_long_work)
+    model = optim.rendering_twin(handle).model  # renders run on the long-work twin, BatchNorm folded
     hook = model.classifier[1].register_forward_hook(lambda *args: calls.append(1))
     try:
         feature_visualization(handle, layer="features.10", channel=5, steps=3, size=64)

@@ -8,18 +8,29 @@ every step and leaves its hooks on the model, we never pay for the classifier un
 is the objective, and the hooks go on once per loop. The network sees the requested size
 every step.
 
+The loop runs on :func:`rendering_twin`: the long-work twin's model with each BatchNorm folded
+into the convolution before it (:func:`vis_core.surgery.fold_batchnorm`). It computes the same
+function to float rounding (1e-4 relative at every block, tested), but on a CPU a 32-image step
+at 128 px spent a quarter of its time in BatchNorm's backward pass and a tenth in its forward:
+the folded copy takes about 0.7x the time per step.
+
 We write this ourselves: lucent (the maintained-looking choice) has been unmaintained since
 2021, runs the full network and leaves hooks behind; captum.optim is not released on PyPI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import copy
+import dataclasses
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
+from . import surgery
 from .errors import ParameterError, VisCoreError
 from .hooks import capture, run_forward
 from .models import ModelHandle
@@ -41,6 +52,41 @@ def check_caps(*, steps: int | None = None, size: int | None = None, batch: int 
         raise ParameterError(f"size must be between 16 and {MAX_SIZE} pixels, got {size}.")
     if batch is not None and not 1 <= int(batch) <= MAX_BATCH:
         raise ParameterError(f"at most {MAX_BATCH} images at once, got {batch}.")
+
+
+_FOLDED: weakref.WeakKeyDictionary[ModelHandle, dict[frozenset[str], ModelHandle]] = weakref.WeakKeyDictionary()
+_FOLDABLE: weakref.WeakKeyDictionary[ModelHandle, frozenset[str]] = weakref.WeakKeyDictionary()
+_FOLDING = threading.Lock()
+
+
+def rendering_twin(handle: ModelHandle, layers: Iterable[str] = ()) -> ModelHandle:
+    """The long-work twin of ``handle`` with BatchNorm folded (see the module docstring).
+
+    A convolution named in ``layers`` keeps its own output (folding would show it the
+    BatchNorm's), so the copy depends on which of ``layers`` are foldable convolutions: usually
+    none (blocks, activations), so one copy per handle. Made once and kept while the handle
+    lives; like the twin it has its own lock and makes way for clicks on ``handle``.
+    """
+    twin = handle.for_long_work()
+    with _FOLDING:
+        copies = _FOLDED.setdefault(twin, {})
+        if frozenset() not in copies:
+            copies[frozenset()], _FOLDABLE[twin] = _fold(twin, ())
+        keep = frozenset(layers) & _FOLDABLE[twin]
+        if keep not in copies:
+            if len(copies) >= 4:  # bounded memory: drop the oldest copy that keeps a convolution
+                copies.pop(next(key for key in copies if key))
+            copies[keep] = _fold(twin, keep)[0]
+        return copies[keep]
+
+
+def _fold(twin: ModelHandle, keep: Iterable[str]) -> tuple[ModelHandle, frozenset[str]]:
+    model = copy.deepcopy(twin.model)
+    convs = surgery.fold_batchnorm(model, keep=keep)
+    folded = dataclasses.replace(twin, model=model, lock=threading.RLock())
+    folded._long_work = folded  # a long-work handle: its guard makes way for clicks
+    folded._clicks = twin._clicks
+    return folded, frozenset(convs)
 
 
 class Stopped(VisCoreError):
@@ -115,7 +161,7 @@ def ascend(
     ``preview_every`` steps (None otherwise).
     """
     check_caps(steps=steps)
-    handle = handle.for_long_work()  # a render never holds the lock a click waits for
+    handle = rendering_twin(handle, objective.layers)  # never holds the lock a click waits for
     param = param.to(handle.device)
     variables = list(param.parameters())
     optimizer = torch.optim.Adam(variables, lr=lr)

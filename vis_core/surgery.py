@@ -40,10 +40,10 @@ def reset_batchnorm(model: nn.Module) -> None:
                 module.running_var.fill_(1.0)
 
 
-def fold_batchnorm(model: nn.Module, keep: Iterable[str] = ()) -> int:
+def fold_batchnorm(model: nn.Module, keep: Iterable[str] = ()) -> list[str]:
     """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` in an
     ``nn.Sequential`` into that convolution (torch's ``fuse_conv_bn_eval``), in place, and switch
-    every in-place activation off; returns the number of pairs folded.
+    every in-place activation off; returns the dotted names of the convolutions folded into.
 
     The BatchNorm's place holds an ``nn.Identity``, so every module keeps its dotted name and a
     hook on the BatchNorm still sees its output (the folded convolution's, equal up to float
@@ -56,7 +56,7 @@ def fold_batchnorm(model: nn.Module, keep: Iterable[str] = ()) -> int:
     and in-place ReLU6 on channels-last tensors a copy each; both go.
     """
     keep = set(keep)
-    folded = 0
+    folded: list[str] = []
     for prefix, module in model.named_modules():
         if not isinstance(module, nn.Sequential):
             continue
@@ -75,7 +75,7 @@ def fold_batchnorm(model: nn.Module, keep: Iterable[str] = ()) -> int:
                 fused = fuse_conv_bn_eval(conv.eval(), norm)
                 fused.requires_grad_(False)
                 module._modules[first], module._modules[second] = fused, nn.Identity()
-                folded += 1
+                folded.append(f"{prefix}.{first}".lstrip("."))
     for module in model.modules():
         if getattr(module, "inplace", False) is True:
             module.inplace = False

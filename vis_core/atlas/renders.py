@@ -12,19 +12,14 @@ diversity term (Olah et al.) within its own group only. The parameterisation (FF
 decorrelated colour), the transforms and the step size are those of
 :func:`vis_core.feature_visualization`.
 
-Renders run on a copy of the model with BatchNorm folded into the convolutions
-(:func:`vis_core.surgery.fold_batchnorm`, made once per handle and process): the same function up
-to float rounding, about 40% less work per step on a CPU. Every executor renders on such a copy,
-so local and Ray builds still give the same pictures for the same seed.
+Renders run, like every ascent, on the model with BatchNorm folded into the convolutions
+(:func:`vis_core.optim.rendering_twin`), made once per process: local and Ray builds still give
+the same pictures for the same seed.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import hashlib
-import threading
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -32,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import objectives, surgery
+from .. import objectives
 from ..arrays import to_uint8
 from ..models import ModelHandle
 from ..optim import ascend, to_numpy_images
@@ -95,35 +90,10 @@ def grouped_diversity(layer: str, group: int) -> objectives.Objective:
     return objectives.Objective(frozenset([layer]), score, f"diversity({layer}, groups of {group})")
 
 
-_FOLDED: weakref.WeakKeyDictionary[ModelHandle, dict[str, ModelHandle]] = weakref.WeakKeyDictionary()
-_FOLDING = threading.Lock()
-
-
-def folded_twin(handle: ModelHandle, layer: str) -> ModelHandle:
-    """The long-work twin of ``handle`` with BatchNorm folded except at ``layer`` (see the module
-    docstring), made once per handle and layer; like the twin it has its own lock and makes way
-    for clicks on ``handle``."""
-    twin = handle.for_long_work()
-    with _FOLDING:
-        per_layer = _FOLDED.setdefault(twin, {})
-        folded = per_layer.get(layer)
-        if folded is None:
-            model = copy.deepcopy(twin.model)
-            surgery.fold_batchnorm(model, keep=[layer])
-            folded = dataclasses.replace(twin, model=model, lock=threading.RLock())
-            folded._long_work = folded  # a long-work handle: its guard makes way for clicks
-            folded._clicks = twin._clicks
-            if len(per_layer) >= 4:  # a build reads a few layers at a time; keep memory bounded
-                per_layer.pop(next(iter(per_layer)))
-            per_layer[layer] = folded
-    return folded
-
-
 def render_job(
     handle: ModelHandle, job: RenderJob, should_stop: Callable[[], bool] | None = None
 ) -> list[list[np.ndarray]]:
     """Render one chunk: per channel, ``job.renders`` uint8 ``(size, size, 3)`` pictures."""
-    handle = folded_twin(handle, job.layer)
     per_image = [channel for channel in job.channels for _ in range(job.renders)]
     objective = objectives.channel(job.layer, per_image)
     if job.renders > 1:
