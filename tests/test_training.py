@@ -228,3 +228,69 @@ def test_kernel_animation_frames_are_the_snapshots(small_run):
         np.testing.assert_allclose(z[1:6, 6:11], frames[index, 1], rtol=1e-6)
         np.testing.assert_allclose(z[7:12, 0:5], frames[index, 8], rtol=1e-6)
         assert frame.layout.title.text == labels[index]
+
+
+def test_the_layer_measures_tell_noise_from_strokes():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(1, 64, 1, 5, 5))
+    yy, xx = np.mgrid[0:5, 0:5]
+    strokes = np.stack([np.cos(0.6 * (np.cos(a) * xx + np.sin(a) * yy)) for a in np.linspace(0, 3, 64)])[:, None]
+    history = np.concatenate([noise, noise + 10 * strokes[None]])
+    smooth = evolution.smoothness(history)
+    assert abs(smooth[0]) < 0.1 and smooth[1] > 0.8  # noise: neighbours unrelated; strokes: alike
+    likeness = evolution.likeness_to_start(history)
+    assert likeness[0] == pytest.approx(1.0) and likeness[1] < 0.3
+    moved = evolution.relative_change(history)
+    assert moved == pytest.approx([np.linalg.norm(10 * strokes) / np.linalg.norm(noise)])
+
+
+def test_the_default_run_turns_first_layer_noise_into_strokes(small_run):
+    """The lab's defaults (:data:`training.LAB_DEFAULTS`; small_run keeps them but trains 2 epochs):
+    the first layer moves by more than its own starting size in the first epoch, and its kernels end
+    smooth and unlike their random start (measured for the README with ``python -m vis_core.training``)."""
+    assert small_run.settings["init"] == training.LAB_DEFAULTS["init"] == "faint"
+    assert small_run.settings["lr"] == training.LAB_DEFAULTS["lr"]
+    _, history = evolution.filter_history(small_run)
+    epochs = [s.index for s in small_run.snapshots if s.epoch == int(s.epoch)]  # untrained, epoch 1, epoch 2
+    history = history[epochs]
+    assert evolution.relative_change(history)[0] > 1.0
+    smooth = evolution.smoothness(history)
+    assert smooth[0] < 0.1 and smooth[-1] > 0.5
+    assert evolution.likeness_to_start(history)[-1] < 0.7
+
+
+def test_the_time_estimate_is_the_measured_step_cost_times_the_work(monkeypatch):
+    measured = training.measure_step("notebook", 1, 28, 10, 64)
+    assert measured.step > 0 and measured.forward > 0 and measured.save > 0
+    assert training.measure_step("notebook", 1, 28, 10, 64) is measured  # timed once per network and batch
+    cost = training.StepCost(step=0.1, forward=0.001, save=0.05)
+    calls = []
+
+    def fake(arch, channels, size, classes, batch_size):
+        calls.append((arch, channels, size, classes, batch_size))
+        return cost
+
+    monkeypatch.setattr(training, "measure_step", fake)
+    seconds = training.estimate_seconds("digits", "notebook", epochs=5, batch_size=64)
+    assert calls == [("notebook", 1, 28, 10, 64)]
+    steps, snapshots, test_images = 23 * 5, 6, 1438 // 4  # ceil(1438 / 64) steps an epoch
+    assert seconds == pytest.approx(steps * 0.1 + snapshots * (test_images * 0.001 + 0.05))
+    assert training.estimate_seconds("digits", "notebook", epochs=5, batch_size=64, snapshot_every=10) > seconds
+
+
+def test_the_lab_page_estimates_from_a_measurement(monkeypatch, tmp_path):
+    from tests.support import shown
+    from tests.support.apptest import start
+
+    monkeypatch.setenv("VIS_CORE_RUNS", str(tmp_path))
+    monkeypatch.setattr(training, "measure_step", lambda *args: training.StepCost(step=0.5, forward=0.0, save=0.0))
+    at = start("views/training_lab.py")
+    defaults = training.LAB_DEFAULTS
+    assert at.selectbox(key="lab_init").value == defaults["init"] and at.slider(key="lab_epochs").value == 5
+    assert at.select_slider(key="lab_lr").value == defaults["lr"]
+    expected = 23 * defaults["epochs"] * 0.5  # the default run's steps times the (patched) measured step
+    captions = " ".join(shown(caption.value) for caption in at.caption)
+    assert f"This run will take about {expected:.0f} s of training on this machine" in captions
+    assert f"takes about {expected:.0f} s on this machine" in at.info[0].value
+    at.select_slider(key="lab_batch").set_value(128).run()  # ceil(1438 / 128) = 12 steps an epoch
+    assert f"about {12 * defaults['epochs'] * 0.5:.0f} s" in " ".join(shown(c.value) for c in at.caption)

@@ -51,3 +51,40 @@ def feature_map_history(run: Run, image_index: int, layer: str) -> np.ndarray:
 def training_curves(run: Run) -> list[dict[str, Any]]:
     """One row per snapshot: index, epoch, step and metrics (for plotting)."""
     return [{"index": s.index, "epoch": s.epoch, "step": s.step, **s.metrics} for s in run.snapshots]
+
+
+def relative_change(history: np.ndarray) -> np.ndarray:
+    """How far the whole layer moved between consecutive snapshots, as a share of its starting
+    size: ``||W_s - W_{s-1}|| / ||W_0||`` for ``s = 1..S-1`` (``(S-1,)``; 0.1 = a tenth)."""
+    flat = history.reshape(history.shape[0], -1).astype(np.float64)
+    start = float(np.linalg.norm(flat[0])) or 1.0
+    return np.linalg.norm(np.diff(flat, axis=0), axis=1) / start
+
+
+def likeness_to_start(history: np.ndarray) -> np.ndarray:
+    """How much each snapshot's kernels still look like their random start: the Pearson
+    correlation of every filter with its own initial weights, averaged (``(S,)``; 1.0 at the
+    start, near 0 once what was learned has replaced the noise)."""
+    flat = history.reshape(history.shape[0], history.shape[1], -1).astype(np.float64)
+    centred = flat - flat.mean(axis=2, keepdims=True)
+    norms = np.linalg.norm(centred, axis=2)
+    dots = (centred * centred[:1]).sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        correlation = np.where(norms * norms[:1] > 0, dots / (norms * norms[:1]), 0.0)
+    return correlation.mean(axis=1)
+
+
+def smoothness(history: np.ndarray) -> np.ndarray:
+    """How stroke-like the kernels of each snapshot are: the correlation of every weight with its
+    right and lower neighbours inside its kernel, averaged over filters and input channels
+    (``(S,)``; random noise is near 0, smooth strokes and edges approach 1)."""
+    kernels = history.reshape(history.shape[0], -1, history.shape[-2], history.shape[-1]).astype(np.float64)
+    count = kernels.shape[:2]
+    a = np.concatenate([kernels[..., :, :-1].reshape(*count, -1), kernels[..., :-1, :].reshape(*count, -1)], axis=2)
+    b = np.concatenate([kernels[..., :, 1:].reshape(*count, -1), kernels[..., 1:, :].reshape(*count, -1)], axis=2)
+    a = a - a.mean(axis=2, keepdims=True)
+    b = b - b.mean(axis=2, keepdims=True)
+    denominator = np.linalg.norm(a, axis=2) * np.linalg.norm(b, axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        correlation = np.where(denominator > 0, (a * b).sum(axis=2) / denominator, 0.0)
+    return correlation.mean(axis=1)

@@ -8,6 +8,9 @@ format in :mod:`vis_core.runs`, the caps on what a run writes in :mod:`vis_core.
 
 from __future__ import annotations
 
+import io
+import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .arrays import normalise
-from .datasets import DATASETS, Dataset, load_dataset
-from .disk_budget import check_budget, estimate_run
+from .datasets import DATASET_SHAPES, DATASETS, Dataset, load_dataset
+from .disk_budget import check_budget, estimate_for, estimate_run
 from .errors import ParameterError
 from .loading import resolve_device
-from .nets import build_model, check_arch
+from .nets import build_model, check_arch, check_init
 from .runs import (
     FORMAT_VERSION,
     Run,
@@ -41,6 +44,17 @@ from .runs import (
 #: Server-side caps for the lab (the dashboard's sliders stay inside them).
 MAX_EPOCHS = 50
 MAX_BATCH = 1024
+#: The lab's default run (the dashboard's and :func:`train`'s defaults), chosen so the first
+#: layer's kernels visibly turn from noise into strokes in a demo-length run on a 2-core CPU:
+#: measured with ``python -m vis_core.training`` (see :func:`measure_defaults`).
+LAB_DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "arch": "notebook",
+    "epochs": 5,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "init": "faint",
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,89 @@ class Progress:
     total_steps: int
     train_loss: float
     history: tuple[dict[str, Any], ...]
+    seconds: float = 0.0  # since training started
+
+    @property
+    def seconds_left(self) -> float | None:
+        """The time still to go at the pace so far (None before the first step)."""
+        if self.step <= 0:
+            return None
+        return self.seconds / self.step * max(0, self.total_steps - self.step)
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """What training costs on this machine, measured (:func:`measure_step`).
+
+    Attributes:
+        step: seconds of one optimiser step (forward, backward, Adam) on a full batch.
+        forward: seconds per image of evaluation (forward only, in batches of 512).
+        save: seconds to serialise one snapshot's weights.
+    """
+
+    step: float
+    forward: float
+    save: float
+
+
+#: Test images of the torchvision datasets (the bundled ones keep a fifth for testing: a quarter of
+#: the training images).
+TEST_SIZES = {"mnist": 10_000, "fashion-mnist": 10_000, "cifar10": 10_000}
+_COSTS: dict[tuple, StepCost] = {}
+_COSTS_LOCK = threading.Lock()
+
+
+def measure_step(arch: str, channels: int, size: int, classes: int, batch_size: int, *, repeats: int = 3) -> StepCost:
+    """Time a few training steps of ``arch`` on random data of this shape (the fastest of
+    ``repeats`` after a warm-up), an evaluation batch and a snapshot's serialisation; measured
+    once per network, shape, batch size and thread count, in well under a second for the lab's
+    networks."""
+    key = (arch, channels, size, classes, int(batch_size), torch.get_num_threads())
+    with _COSTS_LOCK:
+        if key in _COSTS:
+            return _COSTS[key]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(arch, channels, size, classes)
+        x = torch.rand(int(batch_size), channels, size, size)
+        y = torch.randint(classes, (int(batch_size),))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    index = torch.arange(int(batch_size))
+    model.train()
+    steps = []
+    for repeat in range(repeats + 1):
+        start = time.perf_counter()
+        _step(model, optimizer, x, y, index)
+        if repeat:  # the first is a warm-up
+            steps.append(time.perf_counter() - start)
+    model.eval()
+    with torch.no_grad():
+        start = time.perf_counter()
+        model(x)
+        forward = (time.perf_counter() - start) / int(batch_size)
+    start = time.perf_counter()
+    torch.save(model.state_dict(), io.BytesIO())
+    cost = StepCost(min(steps), forward, time.perf_counter() - start)
+    with _COSTS_LOCK:
+        _COSTS[key] = cost
+    return cost
+
+
+def estimate_seconds(
+    dataset: str, arch: str, *, epochs: int, batch_size: int, snapshot_every: int = 0, cost: StepCost | None = None
+) -> float:
+    """How long a run with these settings takes here, from a measured cost (:func:`measure_step`,
+    or ``cost``): its optimiser steps, plus, for every snapshot, an evaluation of the test set
+    and a save. Loading the data is not counted (the bundled sets load in under a second)."""
+    if dataset not in DATASET_SHAPES:
+        raise ParameterError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASET_SHAPES)}.")
+    train_size, channels, size, classes = DATASET_SHAPES[dataset]
+    batch = max(1, min(int(batch_size), train_size))
+    cost = cost or measure_step(arch, channels, size, classes, batch)
+    steps = math.ceil(train_size / batch) * int(epochs)
+    snapshots = estimate_for(dataset, arch, epochs=epochs, batch_size=batch, snapshot_every=snapshot_every).snapshots
+    test_size = TEST_SIZES.get(dataset, train_size // 4)
+    return steps * cost.step + snapshots * (test_size * cost.forward + cost.save)
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 512) -> tuple[float, float]:
@@ -71,15 +168,16 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 
 def train(
-    dataset: str = "digits",
-    arch: str = "notebook",
-    epochs: int = 10,
+    dataset: str = LAB_DEFAULTS["dataset"],
+    arch: str = LAB_DEFAULTS["arch"],
+    epochs: int = LAB_DEFAULTS["epochs"],
     seed: int = 0,
     out: str | Path | None = None,
     *,
-    batch_size: int = 64,
-    lr: float = 1e-3,
+    batch_size: int = LAB_DEFAULTS["batch_size"],
+    lr: float = LAB_DEFAULTS["lr"],
     snapshot_every: int = 0,
+    init: str = LAB_DEFAULTS["init"],
     device: str | torch.device = "cpu",
     on_step: Callable[[int, int, Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -97,6 +195,7 @@ def train(
         batch_size: minibatch size.
         lr: Adam learning rate.
         snapshot_every: also snapshot every N optimiser steps (0: only per epoch).
+        init: weight initialisation, one of :data:`vis_core.nets.INITS`.
         device: where to train.
         on_step: called after every step with ``(step, total_steps, Progress)``.
         should_stop: polled every step; when it returns True, training stops, the current
@@ -111,12 +210,14 @@ def train(
             (:func:`vis_core.disk_budget.check_budget`), before anything is written.
     """
     _check_arguments(dataset, arch, epochs, batch_size, lr, data)
+    check_init(init)
     resolved = resolve_device(device)
     data = data if data is not None else load_dataset(dataset, seed)
     folder = _claim_run_folder(out, data, arch, seed, int(epochs), int(batch_size), int(snapshot_every))
 
     mean, std = data.normalization()
     settings = _settings(data, mean, std, resolved, arch, epochs, seed, batch_size, lr, snapshot_every)
+    settings["init"] = init
     save_settings(folder, settings)
     save_test_samples(folder, data.test_x, data.test_y)
     train_x = normalise(data.train_x, mean, std).to(resolved)
@@ -126,7 +227,7 @@ def train(
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[resolved] if resolved.type == "cuda" else []):
         torch.manual_seed(seed)
-        model = build_model(arch, data.channels, data.size, len(data.classes)).to(resolved)
+        model = build_model(arch, data.channels, data.size, len(data.classes), init).to(resolved)
         snapshots = _Snapshots(folder, model, test_x, test_y, started)
         snapshots.take(0.0, 0, None)
         stopped = _fit(
@@ -273,7 +374,8 @@ def _fit(
             if snapshot_every and step % snapshot_every == 0 and step % steps_per_epoch:
                 snapshots.take(round(step / steps_per_epoch, 4), step, float(np.mean(losses)))
             if on_step is not None:
-                progress = Progress(step / steps_per_epoch, step, total, losses[-1], tuple(snapshots.history))
+                elapsed = time.perf_counter() - snapshots.started
+                progress = Progress(step / steps_per_epoch, step, total, losses[-1], tuple(snapshots.history), elapsed)
                 on_step(step, total, progress)
         snapshots.take(float(epoch + 1), step, float(np.mean(losses)))
     return False
@@ -288,3 +390,52 @@ def _step(
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+def measure_defaults(**overrides: Any) -> dict[str, Any]:
+    """Train the lab's default run (:data:`LAB_DEFAULTS`, with ``overrides``) in a temporary
+    folder and measure what its animation shows: how far the first layer moved per epoch
+    (``||W_e - W_{e-1}|| / ||W_0||``), how much its kernels still look like their random start,
+    how smooth (stroke-like) they are, the accuracy and the seconds it took. The README's numbers
+    come from ``python -m vis_core.training``."""
+    import shutil
+    import tempfile
+
+    from . import evolution
+
+    folder = Path(tempfile.mkdtemp(prefix="lab-measure-"))
+    try:
+        settings = {**LAB_DEFAULTS, **overrides}
+        started = time.perf_counter()
+        run = train(out=folder / "run", **settings)
+        seconds = time.perf_counter() - started
+        layer, history = evolution.filter_history(run)
+        estimate = estimate_seconds(
+            settings["dataset"], settings["arch"], epochs=settings["epochs"], batch_size=settings["batch_size"]
+        )
+        return {
+            **settings,
+            "layer": layer,
+            "seconds": round(seconds, 1),
+            "estimated_seconds": round(estimate, 1),
+            "threads": torch.get_num_threads(),
+            "moved_per_epoch": [round(float(v), 3) for v in evolution.relative_change(history)],
+            "likeness_to_start": [round(float(v), 3) for v in evolution.likeness_to_start(history)],
+            "smoothness": [round(float(v), 3) for v in evolution.smoothness(history)],
+            "test_accuracy": [round(s.metrics["test_accuracy"], 3) for s in run.snapshots],
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":  # python -m vis_core.training [key=value ...]: measure the default run
+    import json
+    import sys
+
+    def _value(text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    print(json.dumps(measure_defaults(**dict((k, _value(v)) for k, v in (a.split("=", 1) for a in sys.argv[1:])))))

@@ -20,6 +20,19 @@ st.markdown(
     "its accuracy on images it has never seen climbs. Every epoch is kept, so you can go back in time."
 )
 
+DEFAULTS = training.LAB_DEFAULTS
+INIT_HELP = {
+    "faint": "faint noise (Glorot, first layer ×0.1)",
+    "glorot": "Glorot (Keras' default, as in the notebook)",
+    "pytorch": "PyTorch's default",
+}
+
+
+def duration(seconds: float) -> str:
+    """``about 40 s`` or ``about 3 min``."""
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+
+
 DATASET_HELP = {
     "digits": "1,797 real handwritten digits from scikit-learn (works offline)",
     "shapes": "2,400 generated shapes and textures (works offline)",
@@ -33,9 +46,11 @@ DATASET_HELP = {
 def _start(folder: Path, settings: dict) -> None:
     def work(job: jobs.Job) -> runs.Run:
         def on_step(step: int, total: int, progress: training.Progress) -> None:
+            left = progress.seconds_left
             job.report(
                 step / total,
-                f"epoch {progress.epoch:.1f} of {settings['epochs']} · loss {progress.train_loss:.3f}",
+                f"epoch {progress.epoch:.1f} of {settings['epochs']} · loss {progress.train_loss:.3f}"
+                + (f" · {duration(left)} left at this pace" if left is not None else ""),
                 progress.history,
             )
 
@@ -55,35 +70,91 @@ def train_controls(busy: bool) -> None:
     """The settings, what the run will write, and Train. A fragment: moving a slider updates the
     estimate without redrawing the runs below."""
     c1, c2, c3 = st.columns(3)
-    dataset = c1.selectbox("Dataset", DATASETS, key="lab_dataset", format_func=lambda d: f"{d}: {DATASET_HELP[d]}")
+    dataset = c1.selectbox(
+        "Dataset",
+        DATASETS,
+        index=DATASETS.index(DEFAULTS["dataset"]),
+        key="lab_dataset",
+        format_func=lambda d: f"{d}: {DATASET_HELP[d]}",
+        help="The pictures the network learns from. Digits and shapes need no internet connection.",
+    )
     arch = c2.selectbox(
         "Architecture",
         list(nets.ARCHITECTURES),
+        index=list(nets.ARCHITECTURES).index(DEFAULTS["arch"]),
         key="lab_arch",
         format_func={
             "notebook": "notebook (conv 5×5×32, pool, conv 5×5×64, pool, dense 1024)",
             "tinyvgg": "tiny VGG (4 conv 3×3 + batch norm, global pooling)",
         }.get,
+        help="The network's layers. The notebook's network has larger (5×5) first-layer filters, which show "
+        "strokes better than tiny VGG's 3×3 ones.",
     )
-    epochs = c3.slider("Epochs", 1, 20, 5, key="lab_epochs")
-    c4, c5, c6, c7 = st.columns(4)
-    batch_size = c4.select_slider("Batch size", [16, 32, 64, 128, 256], 64, key="lab_batch")
-    lr = c5.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], 1e-3, key="lab_lr")
-    seed = int(c6.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed"))
-    every = int(c7.number_input("Extra snapshot every N steps (0: per epoch)", 0, 10_000, 0, key="lab_every"))
+    epochs = c3.slider(
+        "Epochs",
+        1,
+        20,
+        DEFAULTS["epochs"],
+        key="lab_epochs",
+        help="How many times the network sees every training picture. Each one is kept as a snapshot.",
+    )
+    c4, c5, c6, c7, c8 = st.columns(5)
+    batch_size = c4.select_slider(
+        "Batch size",
+        [16, 32, 64, 128, 256],
+        DEFAULTS["batch_size"],
+        key="lab_batch",
+        help="How many pictures the network looks at before each small correction of its weights. Smaller "
+        "batches make more corrections per epoch, each a little noisier.",
+    )
+    lr = c5.select_slider(
+        "Learning rate",
+        [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+        DEFAULTS["lr"],
+        key="lab_lr",
+        help="How big each correction of the weights is (Adam's step size). Too small and the filters barely "
+        "move; too large and training becomes unstable.",
+    )
+    init = c6.selectbox(
+        "Starting weights",
+        nets.INITS,
+        index=nets.INITS.index(DEFAULTS["init"]),
+        key="lab_init",
+        format_func=INIT_HELP.get,
+        help="The random weights the network starts from. 'Faint noise' starts the first layer ten times "
+        "quieter than usual, so what it learns is not hidden under its random start.",
+    )
+    seed = int(
+        c7.number_input(
+            "Seed", 0, 2**31 - 1, 0, key="lab_seed", help="The same seed and settings train the very same network."
+        )
+    )
+    every = int(
+        c8.number_input(
+            "Extra snapshot every N steps (0: per epoch)",
+            0,
+            10_000,
+            0,
+            key="lab_every",
+            help="Keep extra snapshots inside an epoch, for a smoother animation of the start of training.",
+        )
+    )
     name = st.text_input("Run name (optional)", key="lab_name", placeholder="e.g. digits-first-try")
     if dataset not in OFFLINE_DATASETS:
         st.caption(f"{dataset} is downloaded by torchvision into {data_root()} on first use.")
-    settings = dict(dataset=dataset, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr)
+    settings = dict(dataset=dataset, arch=arch, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr, init=init)
     try:
         estimate = disk_budget.estimate_for(dataset, arch, epochs=epochs, batch_size=batch_size, snapshot_every=every)
         disk_budget.check_budget(estimate)
+        seconds = training.estimate_seconds(dataset, arch, epochs=epochs, batch_size=batch_size, snapshot_every=every)
     except vis_core.VisCoreError as exc:
         st.error(escape.markdown(exc))
         return
     st.caption(
-        f"This run will keep {estimate.text} on disk (limits: {disk_budget.MAX_SNAPSHOTS} snapshots and "
-        f"{disk_budget.MAX_RUN_BYTES / 2**30:g} GB per run, {disk_budget.MAX_RUNS_BYTES / 2**30:g} GB for all runs)."
+        f"This run will take {duration(seconds)} of training on this machine (from a training step of this "
+        f"network timed here just now) and keep {estimate.text} on disk (limits: {disk_budget.MAX_SNAPSHOTS} "
+        f"snapshots and {disk_budget.MAX_RUN_BYTES / 2**30:g} GB per run, {disk_budget.MAX_RUNS_BYTES / 2**30:g} GB "
+        "for all runs)."
     )
     if st.button("Train", type="primary", disabled=busy, key="lab_train"):
         try:
@@ -148,7 +219,13 @@ for folder, problem in problems.items():
     st.warning(escape.markdown(f"Run folder {folder} is damaged and cannot be used: {problem}"))
 if not saved:
     if not busy:
-        st.info("No runs yet. Train one above: five epochs on digits take about ten seconds.")
+        default_seconds = training.estimate_seconds(
+            DEFAULTS["dataset"], DEFAULTS["arch"], epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"]
+        )
+        st.info(
+            f"No runs yet. Train one above: the default run ({DEFAULTS['epochs']} epochs on {DEFAULTS['dataset']}) "
+            f"takes {duration(default_seconds)} on this machine."
+        )
     st.stop()
 
 st.header("Runs")
@@ -170,7 +247,8 @@ c4.metric("Training time", f"{settings.get('seconds', 0):.0f} s")
 st.caption(
     f"**Data**: {settings['dataset_description']}. **Normalisation**: mean {settings['mean']}, std {settings['std']} "
     f"(from the training images). **Network**: {settings['arch']}; Adam, learning rate {settings['lr']}, "
-    f"batch {settings['batch_size']}, seed {settings['seed']}."
+    f"batch {settings['batch_size']}, seed {settings['seed']}, starting weights "
+    f"{INIT_HELP.get(settings.get('init', 'pytorch'), settings.get('init'))}."
 )
 st.plotly_chart(figures.training_curves(evolution.training_curves(run)), width="stretch", key="lab_curves")
 
@@ -200,6 +278,16 @@ st.plotly_chart(figures.kernel_animation(frames, labels), width="stretch", key="
 
 changes = evolution.weight_change(history)
 if len(changes):
+    moved = evolution.relative_change(history)
+    likeness, smooth = evolution.likeness_to_start(history), evolution.smoothness(history)
+    names = [s.label for s in run.snapshots]
+    st.plotly_chart(figures.layer_change_chart(moved, likeness, smooth, names), width="stretch", key="lab_moved")
+    st.caption(
+        f"How far {layer} moved: {names[1]} changed its weights by {moved[0]:.0%} of their starting size, "
+        f"{names[-1]} by {moved[-1]:.0%}. After {names[-1]} its kernels correlate {likeness[-1]:.2f} with their "
+        f"random start (1 would mean unchanged), and neighbouring weights inside a kernel correlate "
+        f"{smooth[-1]:.2f}, up from {smooth[0]:.2f} (random noise is near 0, smooth strokes near 1)."
+    )
     st.plotly_chart(
         figures.weight_change_chart(
             changes,
