@@ -10,6 +10,11 @@ does not hold the CPU. Finished maps are kept (the newest :data:`MAX_KEPT`).
 
 The work runs on the model's long-work twin (``ModelHandle.for_long_work``), so feature maps,
 predictions and the click-speed methods never wait for it.
+
+The same machinery serves any work that comes in stages (:func:`shared`): the evidence on the
+activation-maps page, faithfulness curves (:func:`faithfulness`) and the sanity check
+(:func:`sanity`), each a quick first version then the exact result
+(:func:`vis_core.metrics.faithfulness_stages`, :func:`vis_core.metrics.sanity_stages`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import atexit
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
@@ -31,15 +38,17 @@ WATCH_SECONDS = 6.0
 #: Refinements kept (finished ones are the cache of exact maps).
 MAX_KEPT = 64
 
-Key = tuple[str, str, str, int, str | None]
+Key = tuple  # (model, photo, method, class, layer) for a map; other work leads with its kind
+#: ``stages(progress, should_stop)``: an iterator of results, each with ``.exact``, the exact one last.
+Stages = Callable[[Callable[[int, int], None], Callable[[], bool]], Iterator[Any]]
 
 
 @dataclass
 class Refinement:
-    """One map being refined: its latest stage, and how far the work is."""
+    """One map (or other staged work) being refined: its latest stage, and how far the work is."""
 
     key: Key
-    latest: vis_core.Attribution | None = None
+    latest: Any = None  # a vis_core.Attribution for a map
     error: vis_core.VisCoreError | None = None
     fraction: float = 0.0
     finished: bool = False
@@ -73,15 +82,52 @@ def refinement(
     handle: ModelHandle, image_key: str, image: Image.Image, method: str, target: int, layer: str | None
 ) -> Refinement:
     """The shared refinement of this map, started if nobody has (or the last one was abandoned)."""
-    key = (handle.key, image_key, method, target, layer)
+
+    def stages(progress, should_stop):
+        return vis_core.attribute_stages(
+            handle, image, method, target=target, layer=layer, progress=progress, should_stop=should_stop
+        )
+
+    return shared((handle.key, image_key, method, target, layer), stages, name=method)
+
+
+def faithfulness(
+    handle: ModelHandle, image_key: str, image: Image.Image, methods: Sequence[str], target: int, layer: str | None
+) -> Refinement:
+    """Deletion/insertion curves of ``methods``, quick ones first (shared like a map)."""
+    from vis_core.metrics import faithfulness_stages
+
+    def stages(progress, should_stop):
+        return faithfulness_stages(
+            handle, image, list(methods), target=target, layer=layer, progress=progress, should_stop=should_stop
+        )
+
+    return shared(("faithfulness", handle.key, image_key, tuple(methods), target, layer), stages, name="faithfulness")
+
+
+def sanity(
+    handle: ModelHandle, image_key: str, image: Image.Image, methods: Sequence[str], target: int, layer: str | None
+) -> Refinement:
+    """The cascading randomisation check of ``methods``, its end point first (shared like a map)."""
+    from vis_core.metrics import sanity_stages
+
+    def stages(progress, should_stop):
+        return sanity_stages(
+            handle, image, list(methods), target=target, layer=layer, progress=progress, should_stop=should_stop
+        )
+
+    return shared(("sanity", handle.key, image_key, tuple(methods), target, layer), stages, name="sanity")
+
+
+def shared(key: Key, stages: Stages, *, name: str = "work") -> Refinement:
+    """The shared refinement under ``key``, started in a background thread if nobody has (or
+    the last one was abandoned); ``stages`` is called once, in that thread."""
     with _LOCK:
         current = _ALL.get(key)
         if current is None or current.stopped:
             current = Refinement(key)
             _ALL[key] = current
-            current.thread = threading.Thread(
-                target=_work, args=(current, handle, image, method, target, layer), name=f"refine-{method}", daemon=True
-            )
+            current.thread = threading.Thread(target=_work, args=(current, stages), name=f"refine-{name}", daemon=True)
             current.thread.start()
             while len(_ALL) > MAX_KEPT:
                 _ALL.popitem(last=False)
@@ -90,9 +136,7 @@ def refinement(
     return current
 
 
-def _work(
-    refinement: Refinement, handle: ModelHandle, image: Image.Image, method: str, target: int, layer: str | None
-) -> None:
+def _work(refinement: Refinement, stages: Stages) -> None:
     def progress(done: int, total: int) -> None:
         refinement.fraction = done / max(1, total)
 
@@ -100,13 +144,11 @@ def _work(
         return _SHUTDOWN.is_set() or time.monotonic() - refinement.seen > WATCH_SECONDS
 
     try:
-        for stage in vis_core.attribute_stages(
-            handle, image, method, target=target, layer=layer, progress=progress, should_stop=abandoned
-        ):
+        for stage in stages(progress, abandoned):
             refinement.latest = stage
             refinement.first.set()
             if not stage.exact and abandoned():
-                raise Stopped("Nobody is watching this map any more.")
+                raise Stopped("Nobody is watching this work any more.")
         refinement.finished = True
     except Stopped:
         refinement.stopped = True

@@ -167,3 +167,24 @@ def test_the_activation_maps_page_shows_a_first_picture_and_says_what_it_is():
     captions = " ".join(caption.value for caption in at.caption)
     assert "First picture: Score-CAM over the 16 of 1280 channels with the most Grad-CAM evidence" in captions
     assert "r ≥ 0.90" in captions and "Sharpening: Score-CAM" in captions
+
+
+def test_any_staged_work_is_shared_and_reports_its_progress():
+    """refine.shared runs any stages (the evidence's faithfulness curves and sanity check use it):
+    the quick result first, the exact one last, the progress the stages report."""
+    from types import SimpleNamespace
+
+    refine.clear()
+    calls = []
+
+    def stages(progress, should_stop):
+        calls.append(1)
+        yield SimpleNamespace(exact=False, value=1)
+        progress(3, 4)
+        yield SimpleNamespace(exact=True, value=2)
+
+    work = refine.shared(("test", "key"), stages)
+    assert refine.shared(("test", "key"), stages) is work  # a second viewer shares it
+    work.thread.join(30)
+    assert work.done and work.finished and work.latest.value == 2 and work.fraction == 0.75 and calls == [1]
+    refine.clear()
