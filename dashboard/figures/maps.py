@@ -83,6 +83,8 @@ def channel_heatmap(
         extent = float(np.nanmax(np.abs(channel_map))) if channel_map.size else 0.0
         extent = extent if np.isfinite(extent) and extent > 0 else 1.0
         figure.data[-1].update(zmin=-extent, zmax=extent, zmid=0)
+        if background is not None:  # over the photo, values near zero let it show through
+            figure.data[-1].update(colorscale=fade_near_zero(colorscale, signed=True))
     figure.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False)
     figure.update_xaxes(showticklabels=False, showgrid=False, constrain="domain")
     figure.update_layout(title=title, height=height, margin=MARGIN)

@@ -63,7 +63,8 @@ with st.sidebar:
 st.caption(f"**{layer}**: {layer_choice.describe(handle, layer)}.")
 if signed and rows_px * cols_px > 1:
     colours = (
-        "**Red** means the filter's pattern is there, **blue** that its opposite is, **white** neither."
+        "**Red** means the filter's pattern is there, **blue** that its opposite is; near zero (neither) the "
+        "map is white, or clear over the photo."
         if colorscale == "RdBu_r"
         else "The colour scale's middle is zero."
     )
