@@ -142,3 +142,12 @@ def test_layer_change_chart_plots_the_measures_per_snapshot():
     moved, likeness, smooth = figure.data
     assert list(moved.x) == ["epoch 1", "epoch 2"] and list(moved.y) == [0.5, 0.2]
     assert list(likeness.y) == [1.0, 0.4, 0.3] and list(smooth.y) == [0.0, 0.5, 0.6]
+
+
+def test_a_quick_first_versions_verdict_says_it_may_change():
+    from dataclasses import replace
+
+    quick = replace(_report((0.1, 0.2, 0.4), (0.7, 0.4, 0.4)), exact=False, approximation="5 points")
+    assert figures.faithfulness_curves(quick).layout.title.text.startswith(
+        "So far (quick first version): Beat the random map on both tests: Grad-CAM"
+    )

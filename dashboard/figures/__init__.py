@@ -32,7 +32,7 @@ from dashboard.figures.maps import (
     weight_change_chart,
     weight_matrix,
 )
-from dashboard.figures.style import COLORSCALES
+from dashboard.figures.style import COLORSCALES, name_values
 
 __all__ = [
     "COLORSCALES",
@@ -47,6 +47,7 @@ __all__ = [
     "layer_profile",
     "method_label",
     "mosaic_animation",
+    "name_values",
     "norm_bars",
     "page_size_for",
     "picture",

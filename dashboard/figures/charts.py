@@ -286,12 +286,20 @@ def faithfulness_curves(report, names: Mapping[str, str] | None = None, *, verdi
     figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
     figure.update_yaxes(title_text="class probability", row=1, col=1)
     figure.update_layout(
-        title=dict(text=escape.plotly(faithfulness_verdict(report, names)) if verdict else None, font=dict(size=14)),
+        title=dict(
+            text=escape.plotly(_provisional(report, faithfulness_verdict(report, names))) if verdict else None,
+            font=dict(size=14),
+        ),
         height=440,
         margin=dict(l=10, r=10, t=70, b=10),
         legend=dict(orientation="h", y=-0.18, yanchor="top"),
     )
     return figure
+
+
+def _provisional(result, verdict: str) -> str:
+    """A quick first version's verdict says it may still change."""
+    return verdict if getattr(result, "exact", True) or not verdict else f"So far (quick first version): {verdict}"
 
 
 #: When a map's rank correlation with the original stays at or above this after the whole network
@@ -353,7 +361,10 @@ def sanity_chart(check, names: Mapping[str, str] | None = None, *, verdict: bool
     figure.update_yaxes(title_text="similarity to the original map", range=[-0.5, 1.05])
     figure.update_xaxes(title_text="randomised down to block", tickangle=-45)
     figure.update_layout(
-        title=dict(text=escape.plotly(sanity_verdict(check, names)) if verdict else None, font=dict(size=14)),
+        title=dict(
+            text=escape.plotly(_provisional(check, sanity_verdict(check, names))) if verdict else None,
+            font=dict(size=14),
+        ),
         height=460,
         margin=dict(l=10, r=10, t=90, b=10),
         legend=dict(orientation="h", y=1.02, yanchor="bottom"),
