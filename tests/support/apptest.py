@@ -8,7 +8,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import refine
+from dashboard import refine, tour
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TIMEOUT = 120
@@ -23,6 +23,7 @@ def clear_caches():
     st.cache_data.clear()
     st.cache_resource.clear()
     refine.clear()  # maps still sharpening in the background stop before the next test
+    tour.clear()  # and the tour's slow steps being prepared
 
 
 def start(page: str | None = None, **state) -> AppTest:

@@ -1,0 +1,268 @@
+"""The Tour (``dashboard/views/tour.py``, ``dashboard/tour.py``): every step draws the engine's own
+numbers, Back/Next move and stop at the ends, "Explore this" opens the full page on the same view,
+and the background preparation makes the slow results and stops when cleared.
+
+The slow results are waited for before the steps that show them are drawn (``Preparation.wait``),
+so no test depends on how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+
+import numpy as np
+import pytest
+
+import vis_core
+from dashboard import figures, tour
+from dashboard.state import CHANNEL, FAITHFULNESS_ON, FILTERS_LAYER, LAYER, SELECTION, TOUR_STEP
+from tests.support import shown
+from tests.support.apptest import start
+from vis_core.filters import filters
+
+pytestmark = pytest.mark.usefixtures("clear_caches")  # which also stops the tour's preparation
+PREPARED = 900  # s: the longest a test waits for the slow results on a busy 2-core machine
+TOUR = "views/tour.py"
+
+
+def specs(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def values(array) -> np.ndarray:
+    """A figure's array as Plotly's JSON holds it (typed, base64) or as a plain list."""
+    if isinstance(array, dict) and "bdata" in array:
+        flat = np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+        return flat.reshape([int(n) for n in str(array.get("shape", flat.size)).split(",")])
+    return np.asarray(array, dtype=float)
+
+
+def heatmap(spec: dict) -> np.ndarray:
+    return values(next(trace["z"] for trace in spec["data"] if trace["type"] == "heatmap"))
+
+
+def images(at) -> list:
+    return [picture for element in at.main.image for picture in element.proto.imgs]
+
+
+def texts(at) -> str:
+    return " ".join(shown(element.value) for element in [*at.markdown, *at.info, *at.caption, *at.success])
+
+
+def strongest(array: np.ndarray) -> int:
+    """The channel with the largest activation anywhere, computed here independently of the page."""
+    return int(np.argmax(array.reshape(array.shape[0], -1).max(axis=1)))
+
+
+def the_preparation() -> tour.Preparation:
+    (preparation,) = tour._ALL.values()
+    return preparation
+
+
+def next_step(at):
+    at.button(key="tour_next").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_every_step_draws_the_engines_numbers(handle, cat):
+    at = start(TOUR)
+    preparation = the_preparation()
+    assert preparation.tasks == list(tour.TASKS)  # no atlas: the filter's picture is painted too
+    maps = vis_core.feature_maps(handle, cat)
+
+    # 1: the model's view and its five guesses
+    assert at.title[0].value == "What the model sees"
+    (guesses,) = specs(at)
+    assert "Egyptian cat" in json.dumps(guesses) and "224×224" in texts(at) and "72%" in texts(at)
+    assert len(images(at)) == 1
+
+    # 2: the first convolution's 32 kernels, as colour tiles (8 x 4 of 3x3 with 1-pixel gaps)
+    next_step(at)
+    assert at.title[0].value == "The first layer's filters"
+    (kernels,) = specs(at)
+    drawn = values(kernels["data"][0]["z"])
+    expected = values(figures.rgb_mosaic(filters(handle, "features.0.0").rgb("filter"), columns=8).data[0].z)
+    assert drawn.shape == (4 * 4 + 1, 8 * 4 + 1, 3) and np.array_equal(drawn, expected)
+
+    # 3: the strongest map of an early, a middle and a deep block: the real activations
+    next_step(at)
+    depth = specs(at)
+    assert [spec["layout"]["title"]["text"] for spec in depth] == [
+        "Block 3 of 21: edges and colours",
+        "Block 11 of 21: parts of objects",
+        "Block 19 of 21: objects",
+    ]
+    for spec, layer in zip(depth, ("features.2", "features.10", "features.18")):
+        activations = maps.activations[layer]
+        assert np.allclose(heatmap(spec), activations[strongest(activations)])
+    assert "features.10 · filter 27" in texts(at)
+
+    # 4: one filter: where it fires (its map) and what it looks for (painted in the background)
+    assert preparation.wait(tour.RENDER, PREPARED), preparation.errors
+    next_step(at)
+    assert at.title[0].value == "One filter up close"
+    (where,) = specs(at)
+    assert np.allclose(heatmap(where), maps.activations["features.10"][27])
+    assert [picture.caption for picture in images(at)] == ["What it looks for"]
+    render = preparation.results[tour.RENDER]
+    assert (render.layer, render.channels, render.image.shape) == ("features.10", (27,), (128, 128, 3))
+
+    # 5: Grad-CAM for the top class, the same map as the engine's
+    next_step(at)
+    (cam,) = specs(at)
+    expected = vis_core.attribute(handle, cat, "gradcam", target=285).model_map
+    assert np.allclose(heatmap(cam), expected, atol=1e-5)
+    assert "'Egyptian cat'" in cam["layout"]["title"]["text"]
+
+    # 6: deletion and insertion curves beside a random map, and one plain verdict
+    assert preparation.wait(tour.TRUST, PREPARED), preparation.errors
+    next_step(at)
+    report = preparation.results[tour.TRUST]
+    assert report.target == 285 and [curve.method for curve in report.curves] == ["gradcam"]
+    (curves,) = specs(at)
+    plotted = [values(trace["y"]) for trace in curves["data"]]
+    assert any(np.allclose(line, report.curves[0].deletion) for line in plotted)
+    assert any(np.allclose(line, report.random.deletion) for line in plotted)
+    assert tour.trust_verdict(report)[1] in texts(at)
+
+    # 7: the dream, beside the photo
+    assert preparation.wait(tour.DREAM, PREPARED), preparation.errors
+    next_step(at)
+    assert at.title[0].value == "A dream"
+    dream = preparation.results[tour.DREAM]
+    assert dream.layer == "features.10" and dream.image.shape == (224, 224, 3)
+    assert [picture.caption for picture in images(at)] == ["The photo", "The dream (3 scales × 5 steps)"]
+    assert not at.error and not at.warning
+
+
+def test_back_and_next_move_and_stop_at_the_ends():
+    at = start(TOUR)
+    assert at.button(key="tour_back").disabled and not at.button(key="tour_next").disabled
+    next_step(at)
+    next_step(at)
+    assert at.session_state[TOUR_STEP] == 2 and at.title[0].value == "From simple to abstract"
+    at.button(key="tour_back").click().run()
+    assert at.session_state[TOUR_STEP] == 1 and at.title[0].value == "The first layer's filters"
+    last = len(tour.STEPS) - 1
+    at = start(TOUR, **{TOUR_STEP: last})
+    assert at.button(key="tour_next").disabled and not at.button(key="tour_back").disabled  # (keys too)
+    assert at.title[0].value == "A dream"
+    at = start(TOUR, **{TOUR_STEP: 99})  # a step that is not there: the first
+    assert at.session_state[TOUR_STEP] == 0 and at.title[0].value == "What the model sees"
+
+
+def test_a_step_not_ready_says_so_and_draws_when_ready(monkeypatch):
+    """The filter's picture is not ready: a progress line instead of it; once ready, the picture."""
+    release = threading.Event()
+
+    def slow_render(handle, image, plan, progress, should_stop):
+        progress(1, 4)
+        release.wait(60)
+        return vis_core.feature_visualization(handle, layer=plan.unit[0], channel=plan.unit[1], steps=2, size=32)
+
+    monkeypatch.setitem(tour._RUNNERS, tour.RENDER, slow_render)
+    at = start(TOUR, **{TOUR_STEP: 3})
+    assert "Preparing the picture of what this filter looks for (25%)" in texts(at)
+    assert not images(at) and len(specs(at)) == 1  # the map is drawn, the picture is not
+    release.set()
+    assert the_preparation().wait(tour.RENDER, 60)
+    at.run()
+    assert [picture.caption for picture in images(at)] == ["What it looks for"] and "Preparing" not in texts(at)
+
+
+@pytest.mark.parametrize(
+    ("step", "page_title", "expected"),
+    [
+        (1, "Filters", {LAYER: "features.0", FILTERS_LAYER: "features.0.0"}),
+        (2, "Feature maps", {LAYER: "features.10", CHANNEL: 27}),
+        (3, "One filter", {LAYER: "features.10", CHANNEL: 27}),
+        (5, "Activation maps", {"am_method": "gradcam", FAITHFULNESS_ON: True}),
+    ],
+)
+def test_explore_opens_the_full_page_on_the_same_view(monkeypatch, step, page_title, expected):
+    monkeypatch.setattr(tour, "TASKS", ())  # nothing slow to prepare: only the switch is tested
+    at = start(TOUR, **{TOUR_STEP: step})
+    assert at.button(key="tour_explore").label.endswith(tour.STEPS[step].page_title)
+    at.button(key="tour_explore").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value != tour.STEPS[step].title  # another page
+    for key, value in expected.items():
+        assert at.session_state[key] == value, key
+    selection = at.session_state[SELECTION]
+    if LAYER in expected:
+        assert selection.layer == expected[LAYER]
+    if CHANNEL in expected:
+        assert selection.channel == expected[CHANNEL]
+
+
+def test_the_preparation_makes_the_slow_results_in_order(handle, cat):
+    maps, prediction = vis_core.feature_maps(handle, cat), vis_core.predict(handle, cat)
+    plan = tour.plan(handle, maps, prediction)
+    assert plan.unit == ("features.10", 27) and plan.top_class == 285 and plan.first_conv == "features.0.0"
+    done: list[str] = []
+    runners = dict(tour._RUNNERS)
+    for task in tour.TASKS:  # record the order, compute for real
+        tour._RUNNERS[task] = lambda *args, task=task: done.append(task) or runners[task](*args)
+    try:
+        preparation = tour.prepare(handle, "sample:chelsea", cat, plan, [tour.DREAM, tour.TRUST])
+        assert preparation.wait(tour.TRUST, PREPARED) and preparation.wait(tour.DREAM, PREPARED)
+    finally:
+        tour._RUNNERS.update(runners)
+    assert done == [tour.TRUST, tour.DREAM] and not preparation.errors  # the steps' order
+    assert isinstance(preparation.results[tour.TRUST], vis_core.FaithfulnessReport)
+    again = tour.prepare(handle, "sample:chelsea", cat, plan, [tour.DREAM])
+    assert again is preparation and preparation.done and preparation.thread is None  # shared, nothing redone
+
+
+def test_the_preparation_stops_when_cleared_or_abandoned(monkeypatch, handle, cat):
+    started, stopped = threading.Event(), threading.Event()
+
+    def endless(handle, image, plan, progress, should_stop):
+        started.set()
+        while not should_stop():
+            started.wait(0.05)
+        stopped.set()
+        raise vis_core.VisCoreError("stopped") from None
+
+    monkeypatch.setattr(tour, "_RUNNERS", {task: endless for task in tour.TASKS})
+    plan = tour.Plan(None, (), ("features.10", 0), 0, "features.18", "features.10")
+    preparation = tour.prepare(handle, "a", cat, plan, list(tour.TASKS))
+    assert started.wait(30)
+    tour.clear()
+    assert stopped.is_set() and preparation.thread is None and not tour._ALL
+
+    monkeypatch.setattr(tour, "WATCH_SECONDS", 0.3)  # nobody asks any more: it stops by itself
+    started.clear(), stopped.clear()
+    preparation = tour.prepare(handle, "b", cat, plan, [tour.DREAM])
+    assert started.wait(30) and stopped.wait(30)
+    thread = preparation.thread
+    if thread is not None:
+        thread.join(30)
+    assert preparation.thread is None
+
+
+def test_the_trust_verdict_in_words():
+    def report(deletion: float, insertion: float) -> vis_core.FaithfulnessReport:
+        def curve(method, d, i):
+            x = np.linspace(0, 1, 3)
+            return vis_core.Faithfulness(method, 0, x, np.full(3, d), np.full(3, i), d, i)
+
+        return vis_core.FaithfulnessReport((curve("gradcam", deletion, insertion),), curve("random", 0.5, 0.5))
+
+    assert tour.trust_verdict(report(0.2, 0.8))[0] == "yes"
+    assert tour.trust_verdict(report(0.8, 0.8))[0] == "partly"
+    assert "brings the model's confidence back faster" in tour.trust_verdict(report(0.8, 0.8))[1]
+    assert "takes the model's confidence away faster" in tour.trust_verdict(report(0.2, 0.2))[1]
+    assert tour.trust_verdict(report(0.8, 0.2))[0] == "no"
+
+
+def test_the_plan_on_small_models(tiny):
+    image = vis_core.sample_image("coffee")
+    plan = tour.plan(tiny, vis_core.feature_maps(tiny, image), vis_core.predict(tiny, image))
+    assert plan.first_conv in tiny.layers and plan.cam_layer == tiny.last_spatial_layer()
+    for layer, channel in plan.depth:
+        assert tiny.layers[layer].is_spatial and 0 <= channel < tiny.layers[layer].channels
+    assert plan.unit in plan.depth and plan.dream_layer == plan.unit[0]
