@@ -70,7 +70,7 @@ def image_captions(at: AppTest) -> str:
 
 
 def test_the_grid_and_one_filter_large(with_atlas):
-    at = start(ATLAS)
+    at = start(ATLAS, **{CHANNEL: 0})
     assert at.title[0].value == "Atlas" and "What does each filter of this layer look for?" in at.markdown[0].value
     assert at.selectbox(key=ATLAS_LAYER).value == LAYER_BUILT  # the sidebar's layer
     assert "features.10 · 64 filters · in the atlas" in at.selectbox(key=ATLAS_LAYER).options

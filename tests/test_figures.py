@@ -13,9 +13,10 @@ def test_mosaic_places_every_channel_with_its_label_and_raw_values():
     activations = rng.normal(size=(10, 5, 7)).astype(np.float32)
     shown = [7, 2, 9, 0]
     figure = figures.channel_mosaic(activations, shown, columns=3, highlight=9)
-    heatmap, labels = figure.data
+    heatmap, labels, targets = figure.data
     custom = np.asarray(heatmap.customdata)
     assert list(labels.text) == ["7", "2", "9", "0"]
+    assert [c[0] for c in targets.customdata] == shown  # a click on a tile says which channel it is
     for slot, channel in enumerate(shown):
         cells = custom[..., 0] == channel
         assert cells.sum() == 5 * 7
