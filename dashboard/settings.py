@@ -217,7 +217,7 @@ PAGES: dict[str, tuple[Setting, ...]] = {
     "overview": (Setting("overview_blocks_only", "blocks", Flag(), False),),
     "feature_maps": (
         Setting("fm_show", "show", Choice(("All (paged)", "Top-N by mean", "Top-N by max")), "All (paged)"),
-        Setting("fm_colorscale", "colors", Choice(figures.COLORSCALES), figures.COLORSCALES[0]),
+        Setting("fm_colorscale", "colors", Choice(("Automatic", *figures.COLORSCALES)), "Automatic"),
         Setting("fm_per_channel", "each", Flag(), True),
         Setting("fm_overlay", "overlay", Flag(), True),
         Setting("fm_opacity", "opacity", Number(0.0, 1.0, 0.05), 0.6),
