@@ -15,6 +15,11 @@ navigation, three rounds; clocked in the page from the click to the first frame 
 new page's title and its first picture (a chart or an image) are shown; for the two pages that
 draw only when asked (feature visualisation, the lab without runs), to the first frame after the
 run that shows the title ends. Target: 1 s for each page (p50 and max over the rounds).
+
+Slide changes: a 3-slide talk (photo and guesses, feature maps, where it looked; three photos)
+loaded from a file and presented (its warm-up computes every slide first); Next and Back a few
+times, clocked in the page from the click to the first frame that shows the new slide's title
+and a picture that is not left over from the previous run. Target: 300 ms (p50 and max).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from tests.support import browser as local_server
 
 TARGET_MS = 200
 SWITCH_TARGET_MS = 1000
+SLIDE_TARGET_MS = 300
 #: Sidebar entry -> (the page's title (h1), whether it shows a picture before any button is
 #: pressed: feature visualisation paints only on request, the lab has no run and the model no
 #: atlas yet here).
@@ -40,7 +46,7 @@ PAGES = {
     "Filters": ("Filters", True),
     "Back to pixels": ("Back to pixels", True),
     "Atlas": ("Atlas", False),
-    "Where it looked": ("Activation maps", True),
+    "Where it looked": ("Where it looked", True),
     "Deep dream": ("Deep dream", True),
     "Ideal images": ("Ideal images", False),
     "Rebuild the photo": ("Rebuild the photo", True),
@@ -139,6 +145,68 @@ def _page_switches(page) -> dict[str, Any]:
     }
 
 
+# Arms a watcher before a Next/Back click; window.__slid resolves to the in-page latency.
+_ARM_SLIDE = """(title) => {
+  window.__slid = new Promise(resolve => {
+    let start = null;
+    const onClick = () => { if (start === null) start = performance.now(); };
+    document.addEventListener('click', onClick, true);
+    const main = () => document.querySelector('[data-testid="stMain"]') || document.body;
+    const fresh = '[data-testid="stElementContainer"]:not([data-stale="true"]) ';
+    const shown = () => Array.from(main().querySelectorAll(fresh + 'h2')).some(n => n.textContent.trim() === title)
+      && main().querySelector(fresh + ':is(.js-plotly-plot .main-svg, [data-testid="stImage"] img)') !== null;
+    const observer = new MutationObserver(() => {
+      if (start !== null && shown()) {
+        observer.disconnect();
+        document.removeEventListener('click', onClick, true);
+        requestAnimationFrame(() => resolve(performance.now() - start));
+      }
+    });
+    observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+  });
+}"""
+
+
+def _slide_changes(page, url: str, moves: int = 8) -> dict[str, Any]:
+    """Load a 3-slide talk, present it (warm-up included), then time ``moves`` slide changes."""
+    from tests.test_talks import three_slides
+
+    talk = three_slides()
+    path = tempfile.mktemp(suffix=".json")
+    with open(path, "w") as file:
+        file.write(talk.to_json())
+    page.goto(f"{url}/talk")
+    local_server.settle(page, timeout=180_000)
+    page.locator('[data-testid="stMain"] [data-testid="stFileUploader"] input[type="file"]').set_input_files(path)
+    page.get_by_text("Slide 3 ·").wait_for(timeout=180_000)
+    local_server.settle(page, timeout=180_000)
+    started = time.perf_counter()
+    page.get_by_role("button", name="Present").click()
+    page.get_by_text("Slide 1 of 3").wait_for(timeout=600_000)
+    local_server.settle(page, timeout=600_000)
+    warm_up = time.perf_counter() - started
+    titles = [slide.title for slide in talk.slides]
+    index, step, samples = 0, 1, []
+    for _ in range(moves):
+        if not 0 <= index + step < len(titles):
+            step = -step
+        index += step
+        page.evaluate(_ARM_SLIDE, titles[index])
+        page.get_by_role("button", name="Next" if step > 0 else "Back").click()
+        samples.append(round(float(page.evaluate("() => window.__slid")), 1))
+        local_server.settle(page, timeout=180_000)
+    warm = samples[2:]  # the first visit of each slide draws its figures for the first time
+    return {
+        "talk": [f"{slide.page} ({slide.params['image']})" for slide in talk.slides],
+        "warm_up_seconds": round(warm_up, 2),
+        "samples_ms": samples,
+        "p50_ms": statistics.median(warm),
+        "max_ms": max(warm),
+        "target": f"<= {SLIDE_TARGET_MS} ms warm (p50 and max, after each slide was shown once)",
+        "meets_target": max(warm) <= SLIDE_TARGET_MS,
+    }
+
+
 def run(device: torch.device, repeats: int) -> dict[str, Any]:
     runs = tempfile.mkdtemp()
     try:
@@ -160,6 +228,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
                 layer_box.click()
                 layer_samples.append(_timed_enter(page, layer_box, layer, f"{layer} · filter 0"))
             switches = _page_switches(page)
+            slides = _slide_changes(browser.new_page(viewport={"width": 1280, "height": 720}), url)
     finally:
         shutil.rmtree(runs, ignore_errors=True)
     change_filter = _summary(filter_samples[1:])  # the first change warms the figure caches
@@ -172,6 +241,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
         **change_filter,
         "change_layer": change_layer,
         "page_switch": switches,
+        "slide_change": slides,
         "target": f"< {TARGET_MS} ms",
         "meets_target": change_filter["p50_ms"] < TARGET_MS,
     }
