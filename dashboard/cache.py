@@ -197,35 +197,3 @@ def top_projections(
     view = model_view(model_key, image_key, _handle, _image)
     tiles = project_strongest(_handle, _image, layer, channels, method)
     return [(tile.channel, tile.activation, tile.rgb, crop(view, tile.box)) for tile in tiles]
-
-
-@st.cache_data(max_entries=16, ttl=TTL_SECONDS, show_spinner="Deleting and inserting pixels…")
-def faithfulness(
-    model_key: str,
-    image_key: str,
-    methods: tuple[str, ...],
-    target: int,
-    layer: str | None,
-    _handle: ModelHandle,
-    _image: Image.Image,
-):
-    """Deletion and insertion curves of several methods, beside those of a random map."""
-    from vis_core.metrics import faithfulness as curves
-
-    return curves(_handle, _image, list(methods), target=target, layer=layer)
-
-
-@st.cache_data(max_entries=8, ttl=TTL_SECONDS, show_spinner="Randomising the network layer by layer…")
-def sanity(
-    model_key: str,
-    image_key: str,
-    methods: tuple[str, ...],
-    target: int,
-    layer: str | None,
-    _handle: ModelHandle,
-    _image: Image.Image,
-):
-    """Cascading randomisation on a private copy of the model."""
-    from vis_core.metrics import sanity_check
-
-    return sanity_check(_handle, _image, list(methods), target=target, layer=layer)

@@ -298,7 +298,8 @@ def test_projection_page():
 
 def test_activation_maps_page():
     at = start(ACTIVATION_MAPS)
-    assert at.title[0].value == "Activation maps"
+    assert at.title[0].value == "Where it looked"
+    assert any("activation / attribution maps" in m.value for m in at.main.markdown)
     assert at.sidebar.selectbox(key="am_method").value == "gradcam"
     assert at.sidebar.selectbox(key="am_layer").value == "features.18"
     spec = chart_titles(at)
@@ -318,7 +319,7 @@ def test_activation_maps_sanity_check():
     at = start(ACTIVATION_MAPS, am_compare=["gradcam"])
     at.button(key="am_sanity").click().run()
     assert not at.exception
-    assert "rank correlation" in chart_titles(at) and "guided_backprop" in chart_titles(at)
+    assert "solid: rank correlation" in chart_titles(at) and "Guided backprop" in chart_titles(at)
 
 
 def test_deep_dream_page_dreams_and_offers_the_png():

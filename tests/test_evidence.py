@@ -115,3 +115,84 @@ def test_the_page_states_completeness():
     at = start("views/activation_maps.py", am_method="integrated_gradients", am_compare=["gradcam"])
     captions = " ".join(shown(caption.value) for caption in at.caption)
     assert re.search(r"Completeness: .* within \d+\.\d% \(\d+ steps", captions), captions
+
+
+# ------------------------------------------------------------ in stages (issue #12)
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_quick_faithfulness_curves_agree_with_the_exact_ones_as_stated(handle, photo):
+    """The page states this agreement beside the quick first version (``FIRST_AGREEMENT``,
+    ``FIRST_AUC_ERROR``); the exact version is :func:`faithfulness` itself."""
+    from vis_core.metrics import FIRST_AGREEMENT, FIRST_AUC_ERROR, FIRST_STEPS, faithfulness_stages
+
+    image = vis_core.sample_image(photo)
+    methods = ["gradcam", "layercam", "saliency", "guided_backprop"]
+    quick, exact = faithfulness_stages(handle, image, methods)
+    assert not quick.exact and quick.approximation == f"curves through {FIRST_STEPS + 1} shares of pixels instead of 25"
+    assert exact.exact and exact.approximation is None and exact.random.fractions.shape == (25,)
+    for first, final in zip((*quick.curves, quick.random), (*exact.curves, exact.random)):
+        assert first.fractions.shape == (FIRST_STEPS + 1,)
+        for coarse, full in ((first.deletion, final.deletion), (first.insertion, final.insertion)):
+            np.testing.assert_allclose(coarse, full[:: 24 // FIRST_STEPS], atol=1e-5)  # the same points, reused
+            assert _pearson(np.interp(final.fractions, first.fractions, coarse), full) >= FIRST_AGREEMENT, photo
+        assert abs(first.deletion_auc - final.deletion_auc) <= FIRST_AUC_ERROR
+        assert abs(first.insertion_auc - final.insertion_auc) <= FIRST_AUC_ERROR
+    reference = faithfulness(handle, image, methods)
+    for staged, direct in zip((*exact.curves, exact.random), (*reference.curves, reference.random)):
+        np.testing.assert_allclose(staged.deletion, direct.deletion, atol=1e-5)
+        np.testing.assert_allclose(staged.insertion, direct.insertion, atol=1e-5)
+
+
+def test_the_quick_sanity_check_has_the_exact_values_at_its_steps_and_the_end(handle, cat):
+    from vis_core.metrics import sanity_check, sanity_stages
+
+    methods = ["saliency", "gradcam", "guided_backprop"]
+    stages = list(sanity_stages(handle, cat, methods, max_steps=9, first=3, every=4))
+    exact = sanity_check(handle, cat, methods, max_steps=9)
+    quick, final = stages[0], stages[-1]
+    assert [s.exact for s in stages] == [False] * (len(stages) - 1) + [True]
+    assert quick.approximation == "the maps compared after 3 of the 9 randomisation steps"
+    assert len(quick.steps) == 4 and quick.steps[-1] == exact.steps[-1]  # the fully randomised end comes first
+    assert final.steps == exact.steps and len(exact.steps) == 10
+    for method in methods:
+        for got, want in ((quick.spearman, exact.spearman), (quick.ssim, exact.ssim)):
+            at = [exact.steps.index(step) for step in quick.steps]
+            np.testing.assert_allclose(got[method], [want[method][i] for i in at], atol=1e-6)
+        np.testing.assert_allclose(final.spearman[method], exact.spearman[method], atol=1e-6)
+        np.testing.assert_allclose(final.ssim[method], exact.ssim[method], atol=1e-6)
+
+
+@pytest.mark.usefixtures("clear_caches")
+def test_the_page_shows_a_quick_version_first_then_the_exact_one(monkeypatch):
+    """The first faithfulness curves arrive, say what they leave out and how close they are, and
+    the exact ones replace them (a stand-in for the engine holds the exact stage until released)."""
+    import threading
+
+    from dashboard import refine
+    from vis_core import metrics
+
+    release = threading.Event()
+    real = metrics.faithfulness_stages
+
+    def held(*args, **kwargs):
+        kwargs.pop("progress", None)
+        stages = real(*args, **kwargs, steps=8, first_steps=4)
+        yield next(stages)
+        release.wait(120)
+        yield from stages
+
+    monkeypatch.setattr(metrics, "faithfulness_stages", held)
+    at = start("views/activation_maps.py", am_compare=["gradcam"], am_faith_on=True)
+    captions = " ".join(shown(caption.value) for caption in at.caption)
+    assert "Quick first version: curves through 5 shares of pixels instead of 9." in captions
+    assert f"r ≥ {metrics.FIRST_AGREEMENT:.2f}" in captions
+    assert "Beat the random map" in json.dumps([json.loads(c.proto.spec) for c in at.get("plotly_chart")])
+    release.set()
+    (work,) = [w for k, w in refine._ALL.items() if k[0] == "faithfulness"]
+    work.thread.join(120)
+    at.run()
+    assert work.done and not at.exception
+    assert "Quick first version" not in " ".join(shown(caption.value) for caption in at.caption)

@@ -113,7 +113,7 @@ def test_faithfulness_chart_uses_display_names_equal_axes_and_a_verdict():
     assert len(random) == 2 and all(trace.line.dash == "dash" for trace in random)
     assert tuple(figure.layout.yaxis.range) == tuple(figure.layout.yaxis2.range) == (0, 1.02)
     assert figure.layout.yaxis2.matches == "y"  # shared: one scale for both panels
-    assert figure.layout.title.text == (
+    assert figure.layout.title.text.replace("<br>", " · ") == (  # broken into lines between its parts
         "Beat the random map on both tests: Grad-CAM · on deletion only: Saliency (gradient) · "
         "on neither: Guided backprop"
     )
@@ -132,7 +132,7 @@ def test_sanity_chart_keys_its_line_styles_and_gives_a_verdict():
     assert legend == ["Grad-CAM", "Guided backprop", "solid: rank correlation", "dotted: SSIM"]
     assert [trace.line.dash for trace in figure.data if trace.name.endswith("SSIM")] == ["dot", "dot", "dot"]
     assert figure.layout.title.text == (
-        "Change with the weights (pass): Grad-CAM · still look the same with random weights (fail): Guided backprop"
+        "Change with the weights (pass): Grad-CAM<br>still look the same with random weights (fail): Guided backprop"
     )
 
 
@@ -143,6 +143,7 @@ def test_layer_change_chart_plots_the_measures_per_snapshot():
     moved, likeness, smooth = figure.data
     assert list(moved.x) == ["epoch 1", "epoch 2"] and list(moved.y) == [0.5, 0.2]
     assert list(likeness.y) == [1.0, 0.4, 0.3] and list(smooth.y) == [0.0, 0.5, 0.6]
+    assert list(figure.layout.xaxis.categoryarray) == ["untrained", "epoch 1", "epoch 2"]  # in training order
 
 
 def test_a_quick_first_versions_verdict_says_it_may_change():

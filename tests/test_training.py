@@ -247,7 +247,7 @@ def test_the_layer_measures_tell_noise_from_strokes():
 def test_the_default_run_turns_first_layer_noise_into_strokes(small_run):
     """The lab's defaults (:data:`training.LAB_DEFAULTS`; small_run keeps them but trains 2 epochs):
     the first layer moves by more than its own starting size in the first epoch, and its kernels end
-    smooth and unlike their random start (measured for the README with ``python -m vis_core.training``)."""
+    smooth and unlike their random start (measured for the README with ``training.measure_defaults()``)."""
     assert small_run.settings["init"] == training.LAB_DEFAULTS["init"] == "faint"
     assert small_run.settings["lr"] == training.LAB_DEFAULTS["lr"]
     _, history = evolution.filter_history(small_run)

@@ -46,7 +46,7 @@ MAX_EPOCHS = 50
 MAX_BATCH = 1024
 #: The lab's default run (the dashboard's and :func:`train`'s defaults), chosen so the first
 #: layer's kernels visibly turn from noise into strokes in a demo-length run on a 2-core CPU:
-#: measured with ``python -m vis_core.training`` (see :func:`measure_defaults`).
+#: measured by :func:`measure_defaults`.
 LAB_DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "arch": "notebook",
@@ -396,8 +396,9 @@ def measure_defaults(**overrides: Any) -> dict[str, Any]:
     """Train the lab's default run (:data:`LAB_DEFAULTS`, with ``overrides``) in a temporary
     folder and measure what its animation shows: how far the first layer moved per epoch
     (``||W_e - W_{e-1}|| / ||W_0||``), how much its kernels still look like their random start,
-    how smooth (stroke-like) they are, the accuracy and the seconds it took. The README's numbers
-    come from ``python -m vis_core.training``."""
+    how smooth (stroke-like) they are, the accuracy and the seconds it took (beside the page's
+    estimate). The README's numbers come from
+    ``python -c "from vis_core.training import measure_defaults as m; print(m())"``."""
     import shutil
     import tempfile
 
@@ -426,16 +427,3 @@ def measure_defaults(**overrides: Any) -> dict[str, Any]:
         }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-if __name__ == "__main__":  # python -m vis_core.training [key=value ...]: measure the default run
-    import json
-    import sys
-
-    def _value(text: str) -> Any:
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-
-    print(json.dumps(measure_defaults(**dict((k, _value(v)) for k, v in (a.split("=", 1) for a in sys.argv[1:])))))

@@ -220,8 +220,11 @@ def layer_change_chart(
             secondary_y=True,
         )
     figure.update_yaxes(title_text="moved (share of start)", tickformat=".0%", rangemode="tozero", secondary_y=False)
-    figure.update_yaxes(title_text="correlation", range=[-0.2, 1.05], secondary_y=True, showgrid=False)
-    figure.update_xaxes(type="category")
+    figure.update_yaxes(
+        title_text="correlation", range=[-0.2, 1.05], tickmode="linear", tick0=0, dtick=0.2, secondary_y=True
+    )
+    figure.update_yaxes(showgrid=False, secondary_y=True)
+    figure.update_xaxes(type="category", categoryorder="array", categoryarray=labels)  # untrained first
     figure.update_layout(height=340, margin=MARGIN, legend=dict(orientation="h", y=1.2), bargap=0.3)
     return figure
 
@@ -285,16 +288,28 @@ def faithfulness_curves(report, names: Mapping[str, str] | None = None, *, verdi
     figure.update_xaxes(title_text="share of pixels", tickformat=".0%", range=[0, 1])
     figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
     figure.update_yaxes(title_text="class probability", row=1, col=1)
+    title, lines = _title(_provisional(report, faithfulness_verdict(report, names)) if verdict else "")
     figure.update_layout(
-        title=dict(
-            text=escape.plotly(_provisional(report, faithfulness_verdict(report, names))) if verdict else None,
-            font=dict(size=14),
-        ),
-        height=440,
-        margin=dict(l=10, r=10, t=70, b=10),
+        title=dict(text=title, font=dict(size=14)),
+        height=420 + 20 * lines,
+        margin=dict(l=10, r=10, t=50 + 20 * lines, b=10),
         legend=dict(orientation="h", y=-0.18, yanchor="top"),
     )
     return figure
+
+
+def _title(verdict: str, width: int = 95) -> tuple[str | None, int]:
+    """A verdict as a chart title (escaped), broken between its ``·`` parts into lines of at most
+    about ``width`` characters (Plotly does not wrap titles); and how many lines it takes."""
+    if not verdict:
+        return None, 0
+    lines: list[str] = []
+    for part in verdict.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "<br>".join(escape.plotly(line) for line in lines), len(lines)
 
 
 def _provisional(result, verdict: str) -> str:
@@ -360,13 +375,11 @@ def sanity_chart(check, names: Mapping[str, str] | None = None, *, verdict: bool
     figure.add_hline(y=SANITY_THRESHOLD, line=dict(color=GREY, width=1, dash="dash"))
     figure.update_yaxes(title_text="similarity to the original map", range=[-0.5, 1.05])
     figure.update_xaxes(title_text="randomised down to block", tickangle=-45)
+    title, lines = _title(_provisional(check, sanity_verdict(check, names)) if verdict else "")
     figure.update_layout(
-        title=dict(
-            text=escape.plotly(_provisional(check, sanity_verdict(check, names))) if verdict else None,
-            font=dict(size=14),
-        ),
-        height=460,
-        margin=dict(l=10, r=10, t=90, b=10),
+        title=dict(text=title, font=dict(size=14)),
+        height=440 + 20 * lines,
+        margin=dict(l=10, r=10, t=70 + 20 * lines, b=10),
         legend=dict(orientation="h", y=1.02, yanchor="bottom"),
         hovermode="x unified",
     )

@@ -8,14 +8,16 @@ import streamlit as st
 
 import vis_core
 from dashboard import cache, escape, figures, refine, sidebar, state
+from vis_core import metrics
 
 selection = sidebar.current()
 handle, entry = selection.handle, selection.image
 METHODS = vis_core.METHODS
 
-st.title("Activation maps")
+st.title("Where it looked")
 st.markdown(
-    "Which parts of the picture made the network say what it said? Each method below answers in its own way "
+    "Which parts of the picture made the network say what it said? These are **activation / attribution "
+    "maps** (also called saliency maps or heatmaps). Each method below answers in its own way "
     "and paints the answer over the image: bright where the evidence for the chosen class is. They do not "
     "always agree, so the end of the page tests them: does hiding the bright parts really change the "
     "answer, and does the map change when the network is scrambled?"
@@ -38,8 +40,22 @@ with st.sidebar:
         ),
         help="The top five predictions come first; type to find any other class.",
     )
-    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.55, 0.05, key="am_opacity")
-    colorscale = st.selectbox("Colour scale", ("Inferno", "Viridis", "Jet", "Hot", "Cividis"), key="am_colorscale")
+    opacity = st.slider(
+        "Overlay opacity",
+        0.0,
+        1.0,
+        0.55,
+        0.05,
+        key="am_opacity",
+        help="How strongly the map's colours cover the photo. Where the map is near zero the photo always shows "
+        "through.",
+    )
+    colorscale = st.selectbox(
+        "Colour scale",
+        ("Inferno", "Viridis", "Jet", "Hot", "Cividis"),
+        key="am_colorscale",
+        help="The colours for weak to strong evidence. Signed maps always use red (for) and blue (against).",
+    )
     absolute = st.toggle(
         "Absolute values",
         value=False,
@@ -52,8 +68,9 @@ with st.sidebar:
         spatial,
         index=spatial.index(handle.last_spatial_layer()),
         key=state.ACTIVATION_LAYER,
-        help="Starts at the last convolutional block, the usual choice: its maps are the most abstract that still "
-        "have a position.",
+        help="Which layer the CAM-style methods (CAM, Grad-CAM, Grad-CAM++, Score-CAM, Layer-CAM) read. It starts "
+        "at the last block that still keeps a picture's layout, the usual choice: the most abstract maps that "
+        "still say where. Earlier layers give finer but less class-specific maps.",
     )
     compare = st.multiselect(
         "Methods side by side",
@@ -156,34 +173,118 @@ st.fragment(draw_maps, run_every=1.0 if polling else None)()
 st.header("Can we trust these maps?")
 faith_tab, sanity_tab = st.tabs(["Deleting the evidence", "Scrambling the network"])
 chosen = tuple(m for m in compare if METHODS[m].speed != "long") or ("gradcam", "saliency")
+sanity_methods = tuple(dict.fromkeys(("saliency", "gradcam", "guided_backprop", *chosen)))[:5]
+names = {name: METHODS[name].label for name in METHODS}
+
+
+def evidence(work: refine.Refinement | None, what: str):
+    """The latest stage of a staged check (waiting for its quick first version), or None."""
+    if work is None:
+        return None
+    work.seen = time.monotonic()  # someone is watching: keep refining
+    if not work.first.is_set():
+        with st.spinner(f"{what}: the quick first version…"):
+            work.wait_first()
+    if work.error is not None:
+        st.warning(f"{what}: {escape.markdown(work.error)}")
+    return work.latest
+
+
+def stage_note(result, work: refine.Refinement, agreement: str) -> None:
+    """Under a quick version: what it leaves out, how close it is, and how far the exact one is."""
+    if result.exact:
+        return
+    done = f" ({work.fraction:.0%} done)" if work.fraction else ""
+    st.caption(f"Quick first version: {result.approximation}. {agreement} The exact result replaces it{done}.")
+
+
+def poll_until_exact(works) -> None:
+    """One full run once every staged check is exact, which stops the polling."""
+    if evidence_polling and all(work is None or work.done for work in works):
+        st.rerun()
+
+
+def draw_faithfulness() -> None:
+    work = None
+    if st.session_state.get(state.FAITHFULNESS_ON):
+        work = refine.faithfulness(handle, entry.key, entry.image, chosen, target, cam_layer)
+    report = evidence(work, "Faithfulness")
+    if report is not None:
+        st.plotly_chart(figures.faithfulness_curves(report, names), width="stretch", key="am_faith_chart")
+        st.markdown(
+            "\n".join(
+                f"- **{METHODS[curve.method].label}** {report.verdict(curve)}{'' if report.exact else ' (so far)'}."
+                for curve in report.curves
+            )
+        )
+        stage_note(
+            report,
+            work,
+            f"On our test photos the area under each of its curves is within {metrics.FIRST_AUC_ERROR:.2f} of the "
+            f"exact one's (the curves agree at r ≥ {metrics.FIRST_AGREEMENT:.2f}: they are jagged between the points "
+            "it skips), so a verdict near the random line may still change.",
+        )
+        st.caption(
+            "The grey dashed lines are a random map (the mean of three): a map that does not beat it says nothing "
+            "about this decision. As in RISE (Petsiuk et al. 2018), deleted pixels turn grey and inserted pixels go "
+            "onto a blurred copy. Methods that take hundreds of passes per map (Score-CAM, occlusion) are left out."
+        )
+    poll_until_exact([work, sanity_work()])
+
+
+def sanity_work() -> refine.Refinement | None:
+    if not st.session_state.get(state.SANITY_ON):
+        return None
+    return refine.sanity(handle, entry.key, entry.image, sanity_methods, target, cam_layer)
+
+
+def draw_sanity() -> None:
+    work = sanity_work()
+    check = evidence(work, "Sanity check")
+    if check is not None:
+        st.plotly_chart(figures.sanity_chart(check, names), width="stretch", key="am_sanity_chart")
+        stage_note(
+            check,
+            work,
+            "Its points are the exact values at those steps, the fully scrambled end (and so the verdict) included; "
+            "the steps in between fill in.",
+        )
+
+
 with faith_tab:
     st.markdown(
         "If a map is right, greying out its brightest pixels first should make the model lose confidence fast "
         "(**deletion**: small area under the curve is good), and revealing them first on a blurred picture "
         "should restore it fast (**insertion**: large area is good)."
     )
-    if st.button("Measure faithfulness", key="am_faith"):
+    if st.button(
+        "Measure faithfulness",
+        key="am_faith",
+        help="Runs the model on a few hundred copies of the photo with more and more of it greyed out or revealed. "
+        "A quick first version comes within seconds; the exact curves follow.",
+    ):
         st.session_state[state.FAITHFULNESS_ON] = True
-    if st.session_state.get(state.FAITHFULNESS_ON):
-        report = cache.faithfulness(handle.key, entry.key, chosen, target, cam_layer, handle, entry.image)
-        st.plotly_chart(figures.faithfulness_curves(report), width="stretch", key="am_faith_chart")
-        st.markdown(
-            "\n".join(f"- **{METHODS[curve.method].label}** {report.verdict(curve)}." for curve in report.curves)
-        )
-        st.caption(
-            "The grey lines are a random map (the mean of three): a map that does not beat it says nothing about "
-            "this decision. As in RISE (Petsiuk et al. 2018), deleted pixels turn grey and inserted pixels go onto "
-            "a blurred copy. Methods that take hundreds of passes per map (Score-CAM, occlusion) are left out here."
-        )
 with sanity_tab:
     st.markdown(
         "A map that explains the model must change when the model is destroyed. Here the network's weights are "
         "replaced by random ones, block by block from the top, on a private copy. Lines that stay near 1 belong to "
         "methods that mostly show the image, not the model (guided backprop is the textbook case)."
     )
-    if st.button("Run the sanity check", key="am_sanity"):
+    if st.button(
+        "Run the sanity check",
+        key="am_sanity",
+        help="Redraws the maps on a copy of the network whose layers are replaced by random ones, one block at a "
+        "time from the top. The fully scrambled end comes first; the steps in between fill in.",
+    ):
         st.session_state[state.SANITY_ON] = True
-    if st.session_state.get(state.SANITY_ON):
-        methods = tuple(dict.fromkeys(("saliency", "gradcam", "guided_backprop", *chosen)))[:5]
-        check = cache.sanity(handle.key, entry.key, methods, target, cam_layer, handle, entry.image)
-        st.plotly_chart(figures.sanity_chart(check), width="stretch", key="am_sanity_chart")
+staged = [
+    refine.faithfulness(handle, entry.key, entry.image, chosen, target, cam_layer)
+    if st.session_state.get(state.FAITHFULNESS_ON)
+    else None,
+    sanity_work(),
+]
+evidence_polling = any(work is not None and not work.done for work in staged)
+with faith_tab:
+    st.fragment(draw_faithfulness, run_every=1.0 if evidence_polling else None)()
+with sanity_tab:
+    st.fragment(draw_sanity, run_every=1.0 if evidence_polling else None)()

@@ -28,7 +28,7 @@ PAGES = {
     "feature_maps": "Feature maps",
     "filters": "Filters",
     "projection": "Back to pixels",
-    "activation_maps": "Activation maps",
+    "activation_maps": "Where it looked",
     "deep_dream": "Deep dream",
     "feature_vis": "Ideal images",
     "reconstruction": "Rebuild the photo",
