@@ -143,23 +143,20 @@ def trust_verdict(report: vis_core.FaithfulnessReport) -> tuple[str, str]:
     deletes, restores = report.beats_random(report.curves[0])
     if deletes and restores:
         return "yes", (
-            "Yes, it passes this test: hiding the bright parts first makes the model lose confidence faster than "
-            "hiding random parts, and showing them first brings its confidence back faster."
+            "Yes, it passes: hiding its bright parts first takes the model's confidence away faster than hiding "
+            "random parts, and showing them first brings it back faster."
         )
     if restores:
         return "partly", (
-            "Partly: showing the bright parts first brings the model's confidence back faster than random parts, "
-            "but hiding them first does not take it away faster. Read the map as a hint, not a proof."
+            "Partly: showing its bright parts first brings the model's confidence back faster than random parts, "
+            "but hiding them first does not take it away faster. A hint, not a proof."
         )
     if deletes:
         return "partly", (
-            "Partly: hiding the bright parts first takes the model's confidence away faster than hiding random "
-            "parts, but showing them first does not bring it back faster. Read the map as a hint, not a proof."
+            "Partly: hiding its bright parts first takes the model's confidence away faster than random parts, "
+            "but showing them first does not bring it back faster. A hint, not a proof."
         )
-    return "no", (
-        "No: this map did no better than a random one at finding what the model needed, so it says little "
-        "about this decision."
-    )
+    return "no", "No: this map did no better than a random one, so it says little about this decision."
 
 
 # ------------------------------------------------------------------ the slow results, in the background

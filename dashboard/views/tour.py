@@ -231,7 +231,7 @@ def trust() -> None:
         return
     report = preparation.results[tour.TRUST]
     figure = figures.faithfulness_curves(report, verdict=False)  # the verdict is the line below, in words
-    figure.update_layout(height=PICTURE - 10, margin=dict(t=30), legend=dict(y=-0.3))
+    figure.update_layout(height=PICTURE - 65, margin=dict(t=30, b=0), legend=dict(y=-0.33))
     chart(figure, "tour_trust")
     answer, verdict = tour.trust_verdict(report)
     {"yes": st.success, "partly": st.info, "no": st.warning}[answer](verdict)
