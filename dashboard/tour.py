@@ -203,8 +203,8 @@ class Preparation:
         while not self.ready(task):
             self.look(task)
             thread = self.thread
-            if thread is None and not self.ready(task):
-                return False  # stopped (cleared): nothing is coming
+            if thread is None:
+                return self.ready(task)  # finished, or stopped (cleared, abandoned): nothing more is coming
             if deadline is not None and time.monotonic() > deadline:
                 return False
             thread.join(0.25)

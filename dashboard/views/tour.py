@@ -77,11 +77,12 @@ def waiting(task: str, what: str) -> None:
 
     @st.fragment(run_every=1.0)
     def poll() -> None:
-        tour.prepare(handle, entry.key, entry.image, plan, tasks).look(task)
-        if preparation.ready(task):
+        current = tour.prepare(handle, entry.key, entry.image, plan, tasks)  # started again if it had stopped
+        current.look(task)
+        if current.ready(task):
             st.rerun()
-        share = f" ({preparation.fraction:.0%})" if preparation.working_on == task and preparation.fraction else ""
-        ahead = "" if preparation.working_on in (task, None) else " after the step it is finishing"
+        share = f" ({current.fraction:.0%})" if current.working_on == task and current.fraction else ""
+        ahead = "" if current.working_on in (task, None) else " after the step it is finishing"
         st.info(f"Preparing {what}{ahead}{share}… it appears here in a moment.", icon=":material/hourglass_top:")
 
     poll()
@@ -104,11 +105,11 @@ def progress_line() -> None:
 
     @st.fragment(run_every=2.0)
     def poll() -> None:
-        tour.prepare(handle, entry.key, entry.image, plan, tasks)
-        if preparation.done:
+        current = tour.prepare(handle, entry.key, entry.image, plan, tasks)  # someone is here: keep going
+        if current.done:
             st.rerun()  # once: the full run draws no poll
-        ready = len(preparation.tasks) - len(preparation.missing)
-        st.caption(f"{where} · later steps ready: {ready} of {len(preparation.tasks)}")
+        ready = len(current.tasks) - len(current.missing)
+        st.caption(f"{where} · later steps ready: {ready} of {len(current.tasks)}")
 
     poll()
 
