@@ -9,7 +9,10 @@ Also: a gallery of 16 channels in one batch against 16 single renders (the ratio
 Our loop hands the network its input in the fastest memory layout for the device (channels-last
 on a CPU, :func:`vis_core.optim.fast_layout`); lucent and the bare pass get the model as it
 is, as a user would call them. So that the layout's share is visible, the bare pass is also
-timed with the same layout, and our cost over it is recorded beside the target ratio.
+timed with the same layout, and our cost over it is recorded beside the target ratio. Our loop
+also runs on the model with BatchNorm folded into its convolutions
+(:func:`vis_core.optim.rendering_twin`); the bare pass on that folded model, in our layout, is
+timed too, so our loop's own overhead (``vis_core_over_bare_folded_per_step``) stays visible.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 
 import vis_core
 from vis_core.featurevis import feature_visualization
-from vis_core.optim import fast_layout
+from vis_core.optim import fast_layout, rendering_twin
 
 from .common import interleaved
 
@@ -38,6 +41,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
     handle = vis_core.load_model(device=device)
     lucent_model = copy.deepcopy(handle.model).to(device).eval()
     prefix = copy.deepcopy(handle.model.features[:11]).to(device).eval()
+    folded = copy.deepcopy(rendering_twin(handle).model.features[:11]).to(device).eval()
 
     def ours() -> None:
         feature_visualization(handle, layer="features.10", channel=5, steps=STEPS, size=224, seed=0)
@@ -64,11 +68,17 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
             x = fast_layout(torch.rand(1, 3, 224, 224, device=device)).requires_grad_()
             torch.autograd.grad(prefix(x)[:, 5].mean(), x)
 
+    def bare_folded() -> None:  # the same, on the BatchNorm-folded model our loop runs on
+        for _ in range(STEPS):
+            x = fast_layout(torch.rand(1, 3, 224, 224, device=device)).requires_grad_()
+            torch.autograd.grad(folded(x)[:, 5].mean(), x)
+
     rounds = max(3, repeats // 3)  # each round is 32 steps of each; the shared machine needs many
     timings = interleaved(
         {
             "bare_forward_backward": bare,
             "bare_forward_backward_fast_layout": bare_fast_layout,
+            "bare_folded_fast_layout": bare_folded,
             "vis_core": ours,
             "lucent": lucent,
         },
@@ -94,6 +104,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
         "lucent_over_vis_core": round(median["lucent"] / median["vis_core"], 3),
         "vis_core_over_bare_per_step": round(median["vis_core"] / median["bare_forward_backward"], 3),
         "lucent_over_bare_per_step": round(median["lucent"] / median["bare_forward_backward"], 3),
+        "vis_core_over_bare_folded_per_step": round(median["vis_core"] / median["bare_folded_fast_layout"], 3),
         "vis_core_over_bare_fast_layout_per_step": round(
             median["vis_core"] / median["bare_forward_backward_fast_layout"], 3
         ),
