@@ -149,10 +149,13 @@ def sample_patches(model_key: str, layer: str, channel: int, _handle: ModelHandl
 
 
 def clear() -> None:
-    """Empty every cache, and stop and forget the maps being refined."""
+    """Empty every cache, and stop and forget the maps being refined and the tour's pictures."""
+    from dashboard import tour  # the tour's pictures are prepared through this module's caches
+
     st.cache_resource.clear()
     st.cache_data.clear()
     refine.clear()
+    tour.clear()
 
 
 @st.cache_data(max_entries=128, ttl=TTL_SECONDS, show_spinner="Computing the map…")

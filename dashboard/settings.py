@@ -32,7 +32,7 @@ from typing import Any
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, figures, refine
+from dashboard import cache, escape, figures, refine, state, tour
 from dashboard.image_source import ImageEntry
 from vis_core import ModelHandle
 
@@ -214,6 +214,7 @@ METHODS = list(vis_core.METHODS)
 #: Every page's own settings (pages not listed have none). Keep in step with the pages' widgets:
 #: tests/test_talks.py checks that each page draws these keys with these starting values.
 PAGES: dict[str, tuple[Setting, ...]] = {
+    "tour": (Setting(state.TOUR_STEP, "step", Number(0, len(tour.STEPS) - 1), 0),),  # counted from 0
     "overview": (Setting("overview_blocks_only", "blocks", Flag(), False),),
     "feature_maps": (
         Setting("fm_show", "show", Choice(("All (paged)", "Top-N by mean", "Top-N by max")), "All (paged)"),
