@@ -28,7 +28,7 @@ from pathlib import Path
 import streamlit as st
 
 import vis_core
-from dashboard import escape, image_source, links, model_choice, settings, state
+from dashboard import escape, heading, image_source, links, model_choice, settings, state
 from dashboard.image_source import ImageEntry
 
 FORMAT = "inside-a-cnn talk"
@@ -332,7 +332,8 @@ def _exit() -> None:
 
 
 #: Presenter mode: no sidebar, no header, no controls of the page in the main area (the slide
-#: holds them); larger type. Only this constant text is ever injected.
+#: holds them); larger type; the page's introduction hidden (:mod:`dashboard.heading`), so the
+#: picture fits a 1280x720 screen. Only these constant texts are ever injected.
 PRESENTER_CSS = f"""<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
 [data-testid="stHeader"], [data-testid="stToolbar"] {{ display: none !important; }}
@@ -342,7 +343,10 @@ html {{ font-size: 19px; }}
   [data-testid="stNumberInput"], [data-testid="stRadio"], [data-testid="stCheckbox"], [data-testid="stTextInput"],
   [data-testid="stButton"], [data-testid="stDownloadButton"], [data-testid="stFileUploader"],
   [data-testid="stPopover"]):not(.st-key-{BAR_KEY} *) {{ display: none; }}
+.st-key-{heading.KEY} [data-testid="stMarkdown"] {{ display: none; }}
 </style>"""
+#: With a slide title, the page's own title goes too (the slide's stands in its place).
+TITLED_CSS = f"<style>.st-key-{heading.KEY} {{ display: none; }}</style>"
 
 
 def present_bar() -> None:
@@ -350,7 +354,7 @@ def present_bar() -> None:
     talk = current()
     index = min(int(st.session_state.get(state.TALK_INDEX, 0)), len(talk.slides) - 1)
     slide = talk.slides[index]
-    st.html(PRESENTER_CSS)
+    st.html(PRESENTER_CSS + (TITLED_CSS if slide.title else ""))
     with st.container(key=BAR_KEY):
         back, where, forward, leave = st.columns([1, 2, 1, 1], vertical_alignment="center")
         back.button(

@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 import vis_core
-from dashboard import atlases, cache, escape, figures, glossary, jobs, layer_choice, live, sidebar, state
+from dashboard import atlases, cache, escape, figures, glossary, heading, jobs, layer_choice, live, sidebar, state
 from vis_core import costs
 from vis_core.featuremaps import ChannelPages
 from vis_core.optim import Stopped
@@ -15,13 +15,13 @@ from vis_core.optim import Stopped
 selection = sidebar.current()
 handle, entry = selection.handle, selection.image
 
-st.title("Atlas")
-st.markdown(
+heading.show(
+    "Atlas",
     "What does each filter of this layer look for? The atlas answers for every filter at once. For each "
     "one it keeps the picture that excites it most (painted by the network itself, as on the Ideal "
     "images page), the patches of real photos that excite it most, and how often it fires. It is "
     "computed once and kept, so browsing it is instant. Choose a filter to see it large, and where it "
-    "fires in your photo."
+    "fires in your photo.",
 )
 
 #: Tiles per page of the grid (whole rows of :data:`COLUMNS`).

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import glossary, live, sidebar, state
+from dashboard import glossary, heading, live, sidebar, state
 from vis_core.dream import MAX_OCTAVES, MAX_SIDE, deep_dream, dream_size, dream_work
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
 
-st.title("Deep dream")
-st.markdown(
+heading.show(
+    "Deep dream",
     "*DeepDream (Mordvintsev et al., 2015).* "
     "The network is asked to see *more* of whatever it already sees: the photo is changed, step by step, "
     "so that the chosen layer responds more strongly. Shallow layers paint strokes and textures, deep layers "
-    "dream up eyes, fur and whole animals. It works at several scales (octaves), from coarse to fine."
+    "dream up eyes, fur and whole animals. It works at several scales (octaves), from coarse to fine.",
 )
 info = handle.layers[layer]
 sidebar.require_spatial(info)

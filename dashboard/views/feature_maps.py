@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import atlases, cache, figures, glossary, layer_choice, sidebar
+from dashboard import atlases, cache, figures, glossary, heading, layer_choice, sidebar
 from vis_core.featuremaps import ChannelPages
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
 
-st.title("Feature maps")
-st.markdown(
+heading.show(
+    "Feature maps",
     "Each layer has many **filters**; each filter looks for one pattern everywhere in the photo "
     "and produces a **feature map** (its *activations*): a grid with a large number where the pattern is "
     "found. Early layers find edges and colours at fine detail; deeper layers find parts of objects in "
-    "coarse, sparse maps. Click any small map below to choose that filter."
+    "coarse, sparse maps. Click any small map below to choose that filter.",
 )
 
 maps = cache.feature_maps(handle.key, entry.key, handle, entry.image)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cache, escape, glossary, live, sidebar, state
+from dashboard import cache, escape, glossary, heading, live, sidebar, state
 from vis_core.featurevis import feature_visualization, render_work
 from vis_core.optim import MAX_SIZE
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
 
-st.title("Ideal images")
-st.markdown(
+heading.show(
+    "Ideal images",
     "*Feature visualisation (activation maximisation).* "
     "What is a filter looking for? Start from grey noise and let the network itself paint, step by step, "
     "the picture that excites the filter most. Early filters want stripes and colours, deeper ones textures, "
     "then eyes, wheels or fur. Gallery mode paints many filters at once; diversity mode shows several different "
-    "things one filter likes."
+    "things one filter likes.",
 )
 info = handle.layers[layer]
 sidebar.require_spatial(info)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import cache, figures, glossary, layer_choice, sidebar, state
+from dashboard import cache, figures, glossary, heading, layer_choice, sidebar, state
 from vis_core.featuremaps import ChannelPages
 from vis_core.filters import conv_layers
 
 selection = sidebar.current()
 handle = selection.handle
 
-st.title("Filters")
-st.markdown(
+heading.show(
+    "Filters",
     "A convolution layer is a set of small **filters**: grids of learned numbers that slide over "
     "the image. Where the picture matches a filter's pattern, that filter's feature map lights up. "
     "In the first layer of a colour network each filter is a tiny colour picture of what it looks "
-    "for; deeper filters combine the maps of the layer before. Click a filter to choose it."
+    "for; deeper filters combine the maps of the layer before. Click a filter to choose it.",
 )
 
 inside = conv_layers(handle, selection.layer)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import glossary
+from dashboard import glossary, heading
 
-st.title("Glossary")
-st.markdown(
+heading.show(
+    "Glossary",
     "The words these pages use, explained without mathematics. A control with a technical name has a "
-    "**?** beside it that gives the same explanation."
+    "**?** beside it that gives the same explanation.",
 )
 
 wanted = st.text_input("Find a word", key="gl_find", placeholder="e.g. filter, octave, SSIM").strip().lower()

@@ -5,20 +5,20 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, escape, figures, glossary, sidebar
+from dashboard import cache, escape, figures, glossary, heading, sidebar
 from vis_core.layers import depths
 
 selection = sidebar.current()
 handle, entry = selection.handle, selection.image
 
-st.title("Photo and guesses")
-st.markdown(
+heading.show(
+    "Photo and guesses",
     "*Overview: the model's input, its prediction and its layers.* "
     "A convolutional network looks at a small, square version of your picture and passes it "
     "through a stack of layers, each turning the previous layer's output into a new set of "
     "**feature maps**. At the end it gives a probability for each of the "
     f"{len(handle.labels):,} things it knows. Pick a model, an image, a layer and a filter on "
-    "the left; every page shows that choice."
+    "the left; every page shows that choice.",
 )
 
 view = cache.model_view(handle.key, entry.key, handle, entry.image)

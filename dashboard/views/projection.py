@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import atlases, cache, escape, figures, glossary, layer_choice, sidebar
+from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, sidebar
 from vis_core.projection import FOCUS_MASS, RULE_LABELS, RULES, crop, shared_focus
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
 
-st.title("Back to pixels")
-st.markdown(
+heading.show(
+    "Back to pixels",
     "*Projection to pixels by deconvnet and guided backprop.* A filter deep in the network responds to "
     "something in the picture, but what? Here its response is sent **backwards** through the network to the "
     "pixels, which shows the edges and textures it reacts to. The three ways of passing the signal back differ "
-    "only at each ReLU; guided backprop gives the crispest pictures, the plain gradient the most honest ones."
+    "only at each ReLU; guided backprop gives the crispest pictures, the plain gradient the most honest ones.",
 )
 
 info = handle.layers[layer]

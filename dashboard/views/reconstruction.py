@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cache, glossary, live, sidebar, state
+from dashboard import cache, glossary, heading, live, sidebar, state
 from vis_core.inversion import reconstruct
 
 selection = sidebar.current()
 handle, entry, layer = selection.handle, selection.image, selection.layer
 
-st.title("Rebuild the photo")
-st.markdown(
+heading.show(
+    "Rebuild the photo",
     "*Feature reconstruction (inversion, Mahendran and Vedaldi, 2015).* "
     "Each layer keeps only part of what is in the picture. Here we start from noise and search for an image "
     "that the network sees exactly as it sees the photo at one layer. From an early layer the photo comes "
     "back almost perfectly; from a deep layer only the parts that matter for recognition survive, while exact "
-    "positions and colours fade."
+    "positions and colours fade.",
 )
 
 with st.sidebar:

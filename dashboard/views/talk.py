@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import escape, links, sidebar, state, talks
+from dashboard import escape, heading, links, sidebar, state, talks
 
 sidebar.current()
 talk = talks.current()
 titles = sidebar.page_titles()
 
-st.title("My talk")
-st.markdown(
+heading.show(
+    "My talk",
     "Collect the views you want to show, in the order you want to show them: on any page, open **Add this view "
     "to my talk** in the sidebar. Each slide keeps the whole view (page, model, photo, layer, filter and the "
     "page's own settings) with a title and a note. Save the talk as a small file to bring it back later, and "
     "press **Present**: the sidebar goes, the type grows, and Next and Back (or the arrow keys) move through "
-    "the slides. Every slide is computed before the talk starts, so changing slides is quick."
+    "the slides. Every slide is computed before the talk starts, so changing slides is quick.",
 )
 
 

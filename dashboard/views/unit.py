@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import atlases, cache, escape, figures, glossary, layer_choice, live, sidebar, state
+from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, live, sidebar, state
 from vis_core.featurevis import feature_visualization, render_work
 from vis_core.projection import crop, shared_focus
 
@@ -22,11 +22,11 @@ QUICK_SIZE = 112
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
 
-st.title("One filter")
-st.markdown(
+heading.show(
+    "One filter",
     "Everything about one **filter** in one place: where it fires on your photo, which pixels make it fire, "
     "what it looks for, and the photo patches that excite it most. Choose a filter in the sidebar, or click a "
-    "tile on *Feature maps*, *Filters*, *Back to pixels* or *Atlas*."
+    "tile on *Feature maps*, *Filters*, *Back to pixels* or *Atlas*.",
 )
 info = handle.layers[layer]
 sidebar.require_spatial(info)
