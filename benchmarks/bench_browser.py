@@ -213,7 +213,7 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
         with local_server.dashboard(runs) as url, local_server.chromium() as browser:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             start = time.perf_counter()
-            page.goto(f"{url}/feature_maps")
+            page.goto(f"{url}/feature_maps?filter=0")  # the first filter otherwise depends on the photo
             page.wait_for_selector("text=features.10 · filter 0", timeout=120_000)
             first_view = time.perf_counter() - start
             box = page.get_by_role("spinbutton", name="Filter (channel) 0–63")

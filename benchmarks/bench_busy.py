@@ -105,10 +105,10 @@ def measure(runs: str) -> dict[str, Any]:
     with local_server.dashboard(runs) as url, local_server.chromium() as browser:
         for job, start in (("feature_visualisation", _start_featurevis), ("scorecam", _start_scorecam)):
             busy = browser.new_page(viewport={"width": 1400, "height": 1000})
-            busy.goto(url)
+            busy.goto(f"{url}/overview")  # not the tour: its pictures would be prepared meanwhile
             local_server.settle(busy, 180_000)
             viewer = browser.new_page(viewport={"width": 1400, "height": 1000})
-            viewer.goto(f"{url}/feature_maps")
+            viewer.goto(f"{url}/feature_maps?filter=0")  # the first filter otherwise depends on the photo
             viewer.wait_for_selector(f"text={LAYER} · filter 0", timeout=180_000)
             local_server.settle(viewer, 180_000)
             start(busy, local_server)
