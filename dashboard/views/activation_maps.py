@@ -7,20 +7,20 @@ import time
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, figures, refine, sidebar, state
+from dashboard import cache, escape, figures, heading, refine, sidebar, state
 from vis_core import metrics
 
 selection = sidebar.current()
 handle, entry = selection.handle, selection.image
 METHODS = vis_core.METHODS
 
-st.title("Where it looked")
-st.markdown(
+heading.show(
+    "Where it looked",
     "Which parts of the picture made the network say what it said? These are **activation / attribution "
     "maps** (also called saliency maps or heatmaps). Each method below answers in its own way "
     "and paints the answer over the image: bright where the evidence for the chosen class is. They do not "
     "always agree, so the end of the page tests them: does hiding the bright parts really change the "
-    "answer, and does the map change when the network is scrambled?"
+    "answer, and does the map change when the network is scrambled?",
 )
 
 prediction = cache.prediction(handle.key, entry.key, handle, entry.image)

@@ -7,17 +7,17 @@ from pathlib import Path
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, figures, jobs, sidebar, state
+from dashboard import cache, escape, figures, heading, jobs, sidebar, state
 from vis_core import disk_budget, evolution, nets, runs, training
 from vis_core.datasets import DATASETS, OFFLINE_DATASETS, data_root
 
 selection = sidebar.current()
 
-st.title("Training lab")
-st.markdown(
+heading.show(
+    "Training lab",
     "Watch a network learn. Train a small CNN on handwritten digits or simple shapes and see its "
     "filters start as random noise and turn, epoch by epoch, into edge and stroke detectors, while "
-    "its accuracy on images it has never seen climbs. Every epoch is kept, so you can go back in time."
+    "its accuracy on images it has never seen climbs. Every epoch is kept, so you can go back in time.",
 )
 
 DEFAULTS = training.LAB_DEFAULTS
