@@ -153,3 +153,14 @@ def test_a_quick_first_versions_verdict_says_it_may_change():
     assert figures.faithfulness_curves(quick).layout.title.text.startswith(
         "So far (quick first version): Beat the random map on both tests: Grad-CAM"
     )
+
+
+def test_kernel_mosaics_say_weight_not_activation():
+    from dashboard import figures
+
+    weights = np.random.default_rng(0).normal(size=(3, 3, 3)).astype(np.float32)
+    heatmap = figures.channel_mosaic(weights, [0, 1, 2], per_channel_scale=False, quantity="weight").data[0]
+    assert heatmap.colorbar.title.text == "weight"
+    assert "weight" in heatmap.hovertemplate and "activation" not in heatmap.hovertemplate
+    default = figures.channel_mosaic(weights, [0, 1, 2], per_channel_scale=False).data[0]
+    assert default.colorbar.title.text == "activation"

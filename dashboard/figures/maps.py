@@ -154,6 +154,7 @@ def channel_mosaic(
     highlight: int | None = None,
     tile_px: int = 96,
     signed: bool = False,
+    quantity: str = "activation",
 ) -> go.Figure:
     """Many channels of one layer as a grid of tiles, drawn as a single heatmap trace.
 
@@ -171,6 +172,7 @@ def channel_mosaic(
         tile_px: drawn size of one tile.
         signed: the values have both signs (a layer without a ReLU): zero stays in the middle of
             the colour scale (pass a diverging one), each tile scaled by its largest magnitude.
+        quantity: what the values are, on hover and the colour bar ("weight" for kernels).
 
     Each tile also carries an invisible click target at its centre (a scatter point whose
     ``customdata[0]`` is the channel): Plotly selects scatter points, not heatmap cells, so a
@@ -219,8 +221,8 @@ def channel_mosaic(
         customdata=custom,
         colorscale=colorscale,
         hovertemplate="channel %{customdata[0]}<br>x=%{customdata[2]}, y=%{customdata[1]}"
-        "<br>activation %{customdata[3]:.4f}<extra></extra>",
-        colorbar=dict(title="relative" if per_channel_scale else "activation"),
+        f"<br>{quantity} %{{customdata[3]:.4f}}<extra></extra>",
+        colorbar=dict(title="relative" if per_channel_scale else quantity),
         hoverongaps=False,
         **centre,
     )

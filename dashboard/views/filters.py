@@ -86,7 +86,13 @@ if kernels.kind == "rgb":
     st.subheader(f"Filter {channel}, channel by channel")
     st.plotly_chart(
         figures.channel_mosaic(
-            kernels.weight[channel], [0, 1, 2], columns=3, colorscale="RdBu_r", per_channel_scale=False, tile_px=140
+            kernels.weight[channel],
+            [0, 1, 2],
+            columns=3,
+            colorscale="RdBu_r",
+            per_channel_scale=False,
+            tile_px=140,
+            quantity="weight",
         ),
         width="stretch",
         key="fl_rgb_channels",
@@ -113,6 +119,7 @@ else:
             columns=16,
             tile_px=56,
             signed=signed,
+            quantity="weight" if signed else "weight strength",
         ),
         width="stretch",
         key="fl_mosaic",
@@ -137,6 +144,7 @@ else:
                 per_channel_scale=False,
                 columns=16,
                 tile_px=48,
+                quantity="weight",
             ),
             width="stretch",
             key="fl_inputs",
