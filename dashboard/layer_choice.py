@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+import vis_core
 from dashboard import glossary, state
 from vis_core import LayerInfo, ModelHandle
 from vis_core.layers import depths
@@ -45,7 +46,10 @@ def default_channel(handle: ModelHandle, layer: str) -> int:
     from dashboard import cache, image_source  # the sidebar's photo and the shared maps
 
     entry = image_source.current()
-    maps = cache.feature_maps(handle.key, entry.key, handle, entry.image)
+    try:
+        maps = cache.feature_maps(handle.key, entry.key, handle, entry.image)
+    except vis_core.VisCoreError:  # the page that needs the maps says what went wrong
+        return 0
     return clearest_channel(maps.activations.get(layer))
 
 

@@ -41,6 +41,7 @@ UPLOAD_LIMITS_MB = {
     "image": image_source.MAX_IMAGE_MB,
     "labels": own_weights.MAX_LABELS_MB,
     "weights": own_weights.MAX_WEIGHTS_MB,
+    "talk": talks.MAX_BYTES / 2**20,
 }
 
 

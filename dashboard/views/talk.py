@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from dashboard import escape, heading, links, sidebar, state, talks
@@ -115,6 +117,6 @@ st.file_uploader(
     type=["json"],
     key=state.TALK_UPLOAD,
     on_change=talks.on_upload,
-    max_upload_size=1,
+    max_upload_size=max(1, math.ceil(talks.MAX_BYTES / 2**20)),  # in MB; the file's own limit is checked too
     help="A talk file saved here. Every slide is checked first; a file with problems is refused and the talk stays.",
 )
