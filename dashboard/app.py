@@ -63,7 +63,7 @@ PAGES = {
         st.Page(PAGES_DIR / "training_lab.py", title="Training lab", icon=":material/school:"),
     ],
 }
-navigation = st.navigation(PAGES)
+navigation = st.navigation(PAGES, expanded=True)  # every page listed: none hides behind "View more"
 sidebar.render()
 try:
     navigation.run()
