@@ -10,7 +10,6 @@ No test sleeps: each waits on the app's own state and on what it checks (see
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from pathlib import Path
@@ -44,23 +43,8 @@ expect.set_options(timeout=LONG)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The dashboard for this module; when the module ends, its log must hold no traceback
-    (whatever the pages showed, no script run raised), whichever tests ran and in what order."""
-    if not Path(web.CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: `make test` installs Debian's chromium for these tests.")
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    log = tmp_path_factory.mktemp("log") / "streamlit.log"
-    runs = tmp_path_factory.mktemp("runs")
-    atlases = tmp_path_factory.mktemp("atlases")  # the server's atlases: none until a test builds one
-    environment = pytest.MonkeyPatch()
-    environment.setenv("VIS_CORE_ATLASES", str(atlases))
-    with web.dashboard(runs, log=log) as url:
-        url.runs, url.atlases = runs, atlases
+    with web.module_dashboard(tmp_path_factory) as url:
         yield url
-    environment.undo()
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[text.find("Traceback") :][:3000]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ the slides, each slide shows its picture. Screenshots in ``test-artifacts/talk-*
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -35,17 +34,8 @@ expect.set_options(timeout=LONG)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(web.CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: `make test` installs Debian's chromium for these tests.")
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    log = tmp_path_factory.mktemp("log") / "streamlit.log"
-    with web.dashboard(tmp_path_factory.mktemp("runs"), log=log) as url:
+    with web.module_dashboard(tmp_path_factory, keep_log=ARTIFACTS / "talk-server.log") as url:
         yield url
-    text = log.read_text(errors="replace")
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "talk-server.log").write_text(text)
-    assert "Traceback" not in text, text[text.find("Traceback") :][:6000]
 
 
 @pytest.fixture(scope="module")

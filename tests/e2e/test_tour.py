@@ -7,7 +7,6 @@ No sleeps: each check waits on the app's state and on what it checks (``tests.su
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -29,19 +28,8 @@ expect.set_options(timeout=LONG)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The dashboard for this module; its log must hold no traceback when the module ends."""
-    if not Path(web.CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: `make test` installs Debian's chromium for these tests.")
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    log = tmp_path_factory.mktemp("log") / "streamlit.log"
-    environment = pytest.MonkeyPatch()
-    environment.setenv("VIS_CORE_ATLASES", str(tmp_path_factory.mktemp("atlases")))  # no atlas: the tour paints
-    with web.dashboard(tmp_path_factory.mktemp("runs"), log=log) as url:
+    with web.module_dashboard(tmp_path_factory) as url:  # no atlas: the tour paints
         yield url
-    environment.undo()
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[text.find("Traceback") :][:3000]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ plain label is not cut off in the sidebar. Screenshots go to ``test-artifacts/``
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -40,18 +39,8 @@ _TARGET = """(channel) => {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(web.CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: `make test` installs Debian's chromium for these tests.")
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    log = tmp_path_factory.mktemp("log") / "streamlit.log"
-    environment = pytest.MonkeyPatch()
-    environment.setenv("VIS_CORE_ATLASES", str(tmp_path_factory.mktemp("atlases")))
-    with web.dashboard(tmp_path_factory.mktemp("runs"), log=log) as url:
+    with web.module_dashboard(tmp_path_factory) as url:
         yield url
-    environment.undo()
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[text.find("Traceback") :][:3000]
 
 
 @pytest.fixture

@@ -95,6 +95,36 @@ def dashboard(runs_dir: str | Path, log: Path | None = None, timeout: float = 12
 
 
 @contextmanager
+def module_dashboard(tmp_path_factory, *, keep_log: Path | None = None) -> Iterator[ServerURL]:
+    """The dashboard for one browser-test module (its ``server`` fixture), with its own runs and
+    atlases folders (``url.runs``, ``url.atlases``; no atlas until a test builds one). Skips
+    without Debian's chromium (fails on CI, where ``make test`` installs it). When the module
+    ends, the server's log must hold no traceback: whatever the pages showed, no script run
+    raised, whichever tests ran and in what order. ``keep_log`` keeps a copy of the log."""
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: `make test` installs Debian's chromium for these tests.")
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    log = tmp_path_factory.mktemp("log") / "streamlit.log"
+    runs, atlases = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("atlases")
+    environment = pytest.MonkeyPatch()
+    environment.setenv("VIS_CORE_ATLASES", str(atlases))
+    try:
+        with dashboard(runs, log=log) as url:
+            url.runs, url.atlases = runs, atlases
+            yield url
+    finally:
+        environment.undo()
+    text = log.read_text(errors="replace")
+    if keep_log is not None:
+        keep_log.parent.mkdir(parents=True, exist_ok=True)
+        keep_log.write_text(text)
+    assert "Traceback" not in text, text[text.find("Traceback") :][:6000]
+
+
+@contextmanager
 def chromium() -> Iterator[object]:
     """A headless Debian Chromium driven by Playwright."""
     from playwright.sync_api import sync_playwright
