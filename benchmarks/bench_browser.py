@@ -167,6 +167,19 @@ _ARM_SLIDE = """(title) => {
 }"""
 
 
+# Resolves once the page's main thread has been idle for a while: the previous slide's charts have
+# all been drawn (Plotly draws each twice, the second time after measuring its width), so a slide
+# change is timed from a page at rest, as a presenter clicks after talking about a slide.
+_AT_REST = """() => new Promise(resolve => {
+  let quiet = 0;
+  const check = deadline => {
+    quiet = deadline.timeRemaining() >= 40 ? quiet + 1 : 0;
+    if (quiet >= 3) resolve(true); else requestIdleCallback(check, {timeout: 2000});
+  };
+  requestIdleCallback(check, {timeout: 2000});
+})"""
+
+
 def _slide_changes(page, url: str, moves: int = 8) -> dict[str, Any]:
     """Load a 3-slide talk, present it (warm-up included), then time ``moves`` slide changes."""
     from tests.test_talks import three_slides
@@ -191,6 +204,7 @@ def _slide_changes(page, url: str, moves: int = 8) -> dict[str, Any]:
         if not 0 <= index + step < len(titles):
             step = -step
         index += step
+        page.evaluate(_AT_REST)
         page.evaluate(_ARM_SLIDE, titles[index])
         page.get_by_role("button", name="Next" if step > 0 else "Back").click()
         samples.append(round(float(page.evaluate("() => window.__slid")), 1))

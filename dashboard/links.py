@@ -165,6 +165,10 @@ def params(page: str, model_name: str, image_key: str, layer: str, channel: int,
 def write(page: str, model_name: str, image_key: str, layer: str, channel: int) -> None:
     """Put the view in the address bar: the selection and the page's settings that differ from
     where the page starts."""
-    link = params(page, model_name, image_key, layer, channel, settings.link(page, st.session_state))
+    show(params(page, model_name, image_key, layer, channel, settings.link(page, st.session_state)))
+
+
+def show(link: dict[str, str]) -> None:
+    """Put a link's parameters in the address bar (the browser is told only when they change)."""
     if st.query_params.to_dict() != link:
         st.query_params.from_dict(link)

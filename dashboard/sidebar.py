@@ -18,7 +18,8 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from dashboard import image_source, layer_choice, links, model_choice, own_weights, state, talks
+import vis_core
+from dashboard import escape, image_source, layer_choice, links, model_choice, own_weights, state, talks
 from dashboard.image_source import ImageEntry
 from dashboard.model_choice import choose_model, run_models  # pages call these through the sidebar
 from vis_core import LayerInfo, ModelHandle
@@ -83,9 +84,17 @@ def render() -> Selection:
     talks.show_pending(page)  # presenting: the slide Next or Back asked for (may switch page)
     options = model_choice.settle()
     state.show_flash()
-    presenting = talks.presenting()
-    if presenting:
-        talks.present_bar()
+    if talks.presenting():  # the slide's view; no sidebar (see talks.present_bar)
+        try:
+            view = talks.present_bar()
+        except vis_core.VisCoreError as exc:  # the slide's model cannot be loaded here now
+            st.error(escape.markdown(f"This slide cannot be shown: {exc}"), icon=":material/error:")
+            st.stop()
+        links.apply_settings(page)
+        links.show(talks.shown().params)  # the slide's link: a reload shows this view
+        selection = Selection(view.handle, view.image, view.layer, view.channel)
+        st.session_state[state.SELECTION] = selection
+        return selection
     with st.sidebar:
         handle = model_choice.controls(options)
         image = image_source.controls()
@@ -95,7 +104,7 @@ def render() -> Selection:
             "The address bar holds this view (page, model, photo, layer, filter and the page's settings): "
             "bookmark it or share it."
         )
-        if page != "talk" and not presenting:
+        if page != "talk":
             with st.popover("Add this view to my talk", icon=":material/add_to_queue:", width="stretch"):
                 st.text_input("Title (optional)", key=state.TALK_NEW_TITLE, max_chars=talks.MAX_TITLE)
                 st.text_area("Note (optional)", key=state.TALK_NEW_NOTE, max_chars=talks.MAX_NOTE, height=90)

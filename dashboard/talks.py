@@ -319,6 +319,12 @@ def show_pending(page: str) -> None:
         st.switch_page(f"views/{slide.page}.py")
 
 
+def shown() -> Slide:
+    """The slide being presented."""
+    talk = current()
+    return talk.slides[min(int(st.session_state.get(state.TALK_INDEX, 0)), len(talk.slides) - 1)]
+
+
 def _go(step: int) -> None:
     talk = current()
     index = min(max(int(st.session_state.get(state.TALK_INDEX, 0)) + step, 0), len(talk.slides) - 1)
@@ -328,6 +334,10 @@ def _go(step: int) -> None:
 
 
 def _exit() -> None:
+    """Back to the dashboard on the slide shown: its view goes into the sidebar, which was not
+    drawn while presenting (its widgets start again from the staged values)."""
+    slide = shown()
+    links.stage(slide.page, links.check(slide.page, slide.params, strict=True), reset=True)
     st.session_state[state.TALK_PRESENTING] = False
 
 
@@ -349,8 +359,13 @@ html {{ font-size: 19px; }}
 TITLED_CSS = f"<style>.st-key-{heading.KEY} {{ display: none; }}</style>"
 
 
-def present_bar() -> None:
-    """Presenter mode's controls and the slide's title and note, above the page."""
+def present_bar() -> settings.View:
+    """Presenter mode's controls and the slide's title and note, above the page; returns the
+    slide's view, which the page draws.
+
+    The view comes straight from the slide (:func:`view_of`, as the warm-up computed it), not
+    from the sidebar's widgets: the sidebar is not drawn while presenting (it would be hidden),
+    which spares the browser a redraw of every sidebar widget at each slide change."""
     talk = current()
     index = min(int(st.session_state.get(state.TALK_INDEX, 0)), len(talk.slides) - 1)
     slide = talk.slides[index]
@@ -384,3 +399,4 @@ def present_bar() -> None:
             st.markdown(f"## {escape.markdown(slide.title)}")
         if slide.note:
             st.markdown(escape.markdown(slide.note))
+    return view_of(slide)

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import settings, talks
-from dashboard.state import SELECTION, TALK, TALK_INDEX, TALK_NEW_NOTE, TALK_NEW_TITLE, TALK_PRESENTING
+from dashboard.state import CHANNEL, LAYER, SELECTION, TALK, TALK_INDEX, TALK_NEW_NOTE, TALK_NEW_TITLE, TALK_PRESENTING
 from tests.support import shown
 from tests.support.apptest import APP, TIMEOUT, start
 
@@ -279,5 +279,13 @@ def test_presenting_a_warmed_talk_computes_nothing_and_moves_through_the_slides(
     assert at.session_state["fm_show"] == "Top-N by mean"  # the slide's own setting
     assert calls == []  # every slide came from the caches
     assert any("stSidebar" in str(element.proto) for element in at.get("html"))  # the sidebar is hidden
+    # and the shared choices are not even drawn (only the page's own settings, which it reads):
+    assert not [box for box in at.sidebar.selectbox if box.label in ("Model", "Layer")]
+    assert not at.sidebar.number_input
     at.button(key="talk_exit").click().run()
+    assert not at.exception, at.exception
     assert at.session_state[TALK_PRESENTING] is False
+    # back in the dashboard on the slide shown, its view now in the sidebar's widgets
+    assert at.session_state[LAYER] == "features.5" and at.session_state[CHANNEL] == 2
+    assert at.session_state[SELECTION].image.key == "sample:chelsea (cat)"
+    assert any(box.value == "features.5" for box in at.sidebar.selectbox)

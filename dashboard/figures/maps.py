@@ -47,38 +47,17 @@ def channel_heatmap(
     """
     rows, cols = channel_map.shape
     figure = go.Figure()
-    hover = "x=%{customdata[1]}, y=%{customdata[0]}<br>activation %{z:.4f}<extra></extra>"
-    grid_y, grid_x = np.mgrid[0:rows, 0:cols]
-    customdata = np.stack([grid_y, grid_x], axis=-1)
+    # The map's cells sit at whole coordinates (column x, row y), so the hover names the cell
+    # without a position array sent beside the values; a photo is stretched over the same
+    # grid (its pixels 1/dx of a cell each).
+    hover = "x=%{x}, y=%{y}<br>activation %{z:.4f}<extra></extra>"
     if background is not None:
-        height_px, width_px = background.shape[:2]
-        figure.add_trace(_photo(background))
-        dy, dx = height_px / rows, width_px / cols
-        figure.add_trace(
-            go.Heatmap(
-                z=channel_map,
-                x0=dx / 2 - 0.5,
-                dx=dx,
-                y0=dy / 2 - 0.5,
-                dy=dy,
-                customdata=customdata,
-                colorscale=colorscale,
-                opacity=opacity,
-                zsmooth="fast",  # over a photo, a smooth map reads better than blocks ("best" is slow in the browser)
-                hovertemplate=hover,
-                colorbar=dict(title="activation"),
-            )
-        )
-    else:
-        figure.add_trace(
-            go.Heatmap(
-                z=channel_map,
-                customdata=customdata,
-                colorscale=colorscale,
-                hovertemplate=hover,
-                colorbar=dict(title="activation"),
-            )
-        )
+        figure.add_trace(_photo(background, cells=(rows, cols)))
+    heat = go.Heatmap(z=channel_map, colorscale=colorscale, hovertemplate=hover, colorbar=dict(title="activation"))
+    if background is not None:
+        # over a photo, a smooth map reads better than blocks ("best" is slow in the browser)
+        heat.update(opacity=opacity, zsmooth="fast")
+    figure.add_trace(heat)
     if signed:
         extent = float(np.nanmax(np.abs(channel_map))) if channel_map.size else 0.0
         extent = extent if np.isfinite(extent) and extent > 0 else 1.0
@@ -123,17 +102,22 @@ def attribution_overlay(
     figure.data[-1].update(
         colorscale=fade_near_zero("RdBu_r" if signed else colorscale, signed=signed),
         colorbar=dict(title="attribution"),
-        hovertemplate="x=%{customdata[1]}, y=%{customdata[0]}<br>attribution %{z:.4f}<extra></extra>",
+        hovertemplate="x=%{x}, y=%{y}<br>attribution %{z:.4f}<extra></extra>",
         zsmooth=False,
     )
     return figure
 
 
-def _photo(rgb: np.ndarray) -> go.Image:
+def _photo(rgb: np.ndarray, *, cells: tuple[int, int] | None = None) -> go.Image:
     """A photo as a PNG data URI: the browser decodes it natively, far faster than Plotly
-    drawing a ``z`` array pixel by pixel."""
+    drawing a ``z`` array pixel by pixel. With ``cells`` (rows, columns of a map drawn over it)
+    the photo is stretched to that grid's coordinates: its edges on the cells' outer edges."""
     array = np.ascontiguousarray(rgb, dtype=np.uint8)
-    return go.Image(source=_png_uri(array.shape, array.tobytes()), hoverinfo="skip")
+    photo = go.Image(source=_png_uri(array.shape, array.tobytes()), hoverinfo="skip")
+    if cells is not None:
+        dy, dx = cells[0] / array.shape[0], cells[1] / array.shape[1]
+        photo.update(x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy)
+    return photo
 
 
 @functools.lru_cache(maxsize=32)

@@ -134,5 +134,9 @@ def test_a_talk_built_saved_loaded_and_presented(server, chromium, tmp_path):
     shows(1)
     page.get_by_role("button", name="Exit").click()
     expect(page.locator('[data-testid="stSidebar"]')).to_be_visible()
+    # the sidebar, not drawn while presenting, comes back holding the slide shown (its filter)
+    first = document["slides"][0]
+    expect(page.get_by_role("spinbutton", name=re.compile(r"^Filter"))).to_have_value(str(first["filter"]))
+    expect(page.locator("h1").filter(has_text="Photo and guesses")).to_be_visible()
     no_exception(page)
     context.close()
