@@ -227,7 +227,8 @@ def draw_faithfulness() -> None:
         st.caption(
             "The grey dashed lines are a random map (the mean of three; of two in the quick first version): a map "
             "that does not beat it says nothing about this decision. As in RISE (Petsiuk et al. 2018), deleted pixels "
-            "turn grey and inserted pixels go onto a blurred copy. Methods that take hundreds of passes per map (Score-CAM, occlusion) are left out."
+            "turn grey and inserted pixels go onto a blurred copy. Methods that take hundreds of passes per map "
+            "(Score-CAM, occlusion) are left out."
         )
     poll_until_exact([work, sanity_work()])
 
