@@ -62,7 +62,7 @@ def _start_featurevis(page, local_server) -> None:
     local_server.settle(page)
     local_server.set_slider(page, "Steps", end=True)
     local_server.settle(page)
-    page.get_by_role("button", name="Render").click()
+    page.get_by_role("button", name="Render", exact=True).click()
     page.get_by_text("Stop").first.wait_for(timeout=60_000)
 
 

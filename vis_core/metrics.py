@@ -51,7 +51,7 @@ BATCH = 64
 #: Steps of the quick first faithfulness curves (the full ones have ``steps``, 24 by default).
 FIRST_STEPS = 6
 #: Random maps of the quick first version's baseline (the exact one averages RANDOM_SEEDS): with
-#: four methods the first version then needs 64 images (one batch) instead of 74. Measured on
+#: four methods the first version then needs 63 images (one batch) instead of 73. Measured on
 #: coffee, four methods, this 2-core CPU: first version 2.35 s (3 maps: 2.6 s; 1 map: 1.9 s, but
 #: one map's areas strayed up to 0.115 from the mean of three, on the greyscale camera).
 FIRST_RANDOM_SEEDS = 2
