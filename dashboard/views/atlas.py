@@ -183,7 +183,6 @@ if built < channels and not (busy and job.name == layer):
             st.caption(f"One build at a time: the atlas of {escape.markdown(job.name)} is being built.")
 
 
-@st.fragment(run_every=1.0)
 def live_progress() -> None:
     current: jobs.Job | None = st.session_state.get(state.ATLAS_JOB)
     if current is None:
@@ -215,7 +214,9 @@ def live_progress() -> None:
     st.rerun(scope="app")
 
 
-live_progress()
+# Polled every second only while this session has a build (running, or finished and not yet reported):
+# an idle page asks nothing of the server, however many viewers leave it open.
+st.fragment(live_progress, run_every=1.0 if st.session_state.get(state.ATLAS_JOB) is not None else None)()
 
 if not built:
     st.stop()

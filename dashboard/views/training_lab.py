@@ -178,7 +178,6 @@ if outcome := st.session_state.pop(state.LAB_OUTCOME, None):
     (st.success if outcome[0] == "success" else st.error)(escape.markdown(outcome[1]))
 
 
-@st.fragment(run_every=1.0)
 def live_progress() -> None:
     current: jobs.Job | None = st.session_state.get(state.LAB_JOB)
     if current is None:
@@ -209,7 +208,9 @@ def live_progress() -> None:
     st.rerun(scope="app")  # the runs list and the sidebar's models change
 
 
-live_progress()
+# Polled every second only while this session has a training (running, or finished and not yet reported):
+# an idle page asks nothing of the server, however many viewers leave it open.
+st.fragment(live_progress, run_every=1.0 if st.session_state.get(state.LAB_JOB) is not None else None)()
 
 # ------------------------------------------------------------------- runs
 saved, problems = runs.list_runs()

@@ -361,6 +361,26 @@ def test_the_atlas_page_draws_the_grid_and_a_filter_large(server, page):
     shot(page, "atlas")
 
 
+@pytest.mark.parametrize("path", ["training_lab", "atlas"])
+def test_a_page_with_nothing_running_asks_the_server_nothing(server, page, path):
+    """The lab and the atlas poll for a job's progress only while this session has a job: a viewer
+    who leaves either page open adds no work (each open tab used to run the page's progress
+    fragment every second, which slowed every other viewer). Watched for three polls' worth of
+    time, the script never starts."""
+    open_view(page, f"{server}/{path}")
+    page.evaluate(
+        """() => {
+          window.__runs = 0;
+          const app = document.querySelector('[data-testid="stApp"]');
+          new MutationObserver(() => {
+            if (app.getAttribute('data-test-script-state') === 'running') window.__runs += 1;
+          }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+        }"""
+    )
+    page.wait_for_timeout(3_500)  # an observation window: what is asserted is that nothing happens in it
+    assert page.evaluate("() => window.__runs") == 0
+
+
 def test_concurrent_viewers_each_see_their_own_image(server, chromium):
     """Three sessions change photo at the same moment; each chart shows that viewer's numbers."""
     import numpy as np
