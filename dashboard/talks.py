@@ -339,6 +339,8 @@ def _exit() -> None:
     slide = shown()
     links.stage(slide.page, links.check(slide.page, slide.params, strict=True), reset=True)
     st.session_state[state.TALK_PRESENTING] = False
+    for key in (state.PENDING_LAYER, state.PENDING_CHANNEL):  # a tile clicked on a slide chose nothing
+        st.session_state.pop(key, None)
 
 
 #: Presenter mode: no sidebar, no header, no controls of the page in the main area (the slide
