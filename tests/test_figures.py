@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
+from PIL import Image
 
 from dashboard import figures
 from vis_core import LayerStats
@@ -47,7 +51,11 @@ def test_layer_profile_marks_the_selected_block_on_two_axes():
 def test_picture_converts_floats_and_outlines_the_box_at_its_edges():
     rgb = np.linspace(-0.2, 1.2, 10 * 12 * 3).reshape(10, 12, 3)
     figure = figures.picture(rgb, box=(2, 3, 7, 9))
-    np.testing.assert_array_equal(np.asarray(figure.data[0].z), np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    source = figure.data[0].source  # a PNG the browser decodes: lossless, so exactly the pixels
+    assert source.startswith("data:image/png;base64,") and figure.data[0].z is None
+    sent = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB"))
+    np.testing.assert_array_equal(sent, np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    assert figure.data[0].hovertemplate.startswith("x=%{x}, y=%{y}")  # the hover still names the pixel
     (box,) = figure.layout.shapes
     assert (box.x0, box.x1, box.y0, box.y1) == (2.5, 8.5, 1.5, 6.5)
 

@@ -293,9 +293,12 @@ def rgb_mosaic(images: np.ndarray, *, columns: int = 8, highlight: int | None = 
 def picture(
     rgb: np.ndarray, *, title: str = "", box: tuple[int, int, int, int] | None = None, height: int = 360
 ) -> go.Figure:
-    """An RGB image (uint8 or floats in [0, 1]), optionally with a rectangle (top, left, bottom, right)."""
-    array = rgb if rgb.dtype == np.uint8 else to_uint8(rgb)
-    figure = go.Figure(go.Image(z=array, hovertemplate="x=%{x}, y=%{y}<extra></extra>"))
+    """An RGB image (uint8 or floats in [0, 1]), optionally with a rectangle (top, left, bottom, right).
+
+    Sent as a PNG (:func:`_photo`), which the browser decodes natively, rather than as ``z``
+    values Plotly paints pixel by pixel; the hover still names the pixel."""
+    array = np.ascontiguousarray(rgb if rgb.dtype == np.uint8 else to_uint8(rgb))
+    figure = go.Figure(_photo(array).update(hoverinfo=None, hovertemplate="x=%{x}, y=%{y}<extra></extra>"))
     if box is not None:
         top, left, bottom, right = box
         figure.add_shape(outline(top, left, bottom - top, right - left))
