@@ -1,10 +1,12 @@
 """Long work in a background thread, one job per session, with progress and a stop button.
 
-A page starts a :class:`Job` and stores it in ``st.session_state``; a fragment that reruns
-every second draws its progress. Clicking "start" again while a job runs does nothing (the
-button is disabled and :meth:`Job.start` refuses), so impatient clicks never stack, and at
-most :data:`MAX_RUNNING` jobs run at once in the whole server (a 2-core machine shared by
-every viewer). The stop button sets an event the work polls between steps.
+A page starts a :class:`Job` and stores it in ``st.session_state``; :func:`follow` draws its
+progress in a fragment that reruns every second while the session holds the job (an idle page
+asks nothing of the server, however many viewers leave it open). Clicking "start" again while
+a job runs does nothing (the button is disabled and :meth:`Job.start` refuses), so impatient
+clicks never stack, and at most :data:`MAX_RUNNING` jobs run at once in the whole server (a
+2-core machine shared by every viewer). The stop button sets an event the work polls between
+steps.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Any
+
+import streamlit as st
 
 #: Jobs allowed to run at the same time across all sessions.
 MAX_RUNNING = 2
@@ -83,3 +87,10 @@ class Job:
             return False
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+def follow(progress: Callable[[], None], key: str) -> None:
+    """Draw ``progress`` (which reads the job under ``key`` in ``st.session_state`` and reports it)
+    as a fragment polled every second only while that job is there: running, or finished and not
+    yet reported (``progress`` removes it and reruns the page when it has said how it ended)."""
+    st.fragment(progress, run_every=1.0 if st.session_state.get(key) is not None else None)()

@@ -319,15 +319,18 @@ def show_pending(page: str) -> None:
         st.switch_page(f"views/{slide.page}.py")
 
 
+def _index(step: int = 0) -> int:
+    """The index of the slide presented (``step`` slides on), within the talk."""
+    return min(max(int(st.session_state.get(state.TALK_INDEX, 0)) + step, 0), len(current().slides) - 1)
+
+
 def shown() -> Slide:
     """The slide being presented."""
-    talk = current()
-    return talk.slides[min(int(st.session_state.get(state.TALK_INDEX, 0)), len(talk.slides) - 1)]
+    return current().slides[_index()]
 
 
 def _go(step: int) -> None:
-    talk = current()
-    index = min(max(int(st.session_state.get(state.TALK_INDEX, 0)) + step, 0), len(talk.slides) - 1)
+    index = _index(step)
     if index != st.session_state.get(state.TALK_INDEX):
         st.session_state[state.TALK_INDEX] = index
         st.session_state[state.TALK_PENDING] = index
@@ -368,8 +371,7 @@ def present_bar() -> settings.View:
     The view comes straight from the slide (:func:`view_of`, as the warm-up computed it), not
     from the sidebar's widgets: the sidebar is not drawn while presenting (it would be hidden),
     which spares the browser a redraw of every sidebar widget at each slide change."""
-    talk = current()
-    index = min(int(st.session_state.get(state.TALK_INDEX, 0)), len(talk.slides) - 1)
+    talk, index = current(), _index()
     slide = talk.slides[index]
     st.html(PRESENTER_CSS + (TITLED_CSS if slide.title else ""))
     with st.container(key=BAR_KEY):

@@ -108,12 +108,14 @@ def attribution_overlay(
     return figure
 
 
-def _photo(rgb: np.ndarray, *, cells: tuple[int, int] | None = None) -> go.Image:
+def _photo(rgb: np.ndarray, *, cells: tuple[int, int] | None = None, hover: str | None = None) -> go.Image:
     """A photo as a PNG data URI: the browser decodes it natively, far faster than Plotly
     drawing a ``z`` array pixel by pixel. With ``cells`` (rows, columns of a map drawn over it)
-    the photo is stretched to that grid's coordinates: its edges on the cells' outer edges."""
+    the photo is stretched to that grid's coordinates: its edges on the cells' outer edges.
+    ``hover`` is its hover template (none by default: a map over it has its own)."""
     array = np.ascontiguousarray(rgb, dtype=np.uint8)
-    photo = go.Image(source=_png_uri(array.shape, array.tobytes()), hoverinfo="skip")
+    source = _png_uri(array.shape, array.tobytes())
+    photo = go.Image(source=source, hovertemplate=hover) if hover else go.Image(source=source, hoverinfo="skip")
     if cells is not None:
         dy, dx = cells[0] / array.shape[0], cells[1] / array.shape[1]
         photo.update(x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy)
@@ -297,8 +299,8 @@ def picture(
 
     Sent as a PNG (:func:`_photo`), which the browser decodes natively, rather than as ``z``
     values Plotly paints pixel by pixel; the hover still names the pixel."""
-    array = np.ascontiguousarray(rgb if rgb.dtype == np.uint8 else to_uint8(rgb))
-    figure = go.Figure(_photo(array).update(hoverinfo=None, hovertemplate="x=%{x}, y=%{y}<extra></extra>"))
+    array = rgb if rgb.dtype == np.uint8 else to_uint8(rgb)
+    figure = go.Figure(_photo(array, hover="x=%{x}, y=%{y}<extra></extra>"))
     if box is not None:
         top, left, bottom, right = box
         figure.add_shape(outline(top, left, bottom - top, right - left))

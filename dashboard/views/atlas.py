@@ -214,9 +214,7 @@ def live_progress() -> None:
     st.rerun(scope="app")
 
 
-# Polled every second only while this session has a build (running, or finished and not yet reported):
-# an idle page asks nothing of the server, however many viewers leave it open.
-st.fragment(live_progress, run_every=1.0 if st.session_state.get(state.ATLAS_JOB) is not None else None)()
+jobs.follow(live_progress, state.ATLAS_JOB)
 
 if not built:
     st.stop()

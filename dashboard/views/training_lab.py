@@ -208,9 +208,7 @@ def live_progress() -> None:
     st.rerun(scope="app")  # the runs list and the sidebar's models change
 
 
-# Polled every second only while this session has a training (running, or finished and not yet reported):
-# an idle page asks nothing of the server, however many viewers leave it open.
-st.fragment(live_progress, run_every=1.0 if st.session_state.get(state.LAB_JOB) is not None else None)()
+jobs.follow(live_progress, state.LAB_JOB)
 
 # ------------------------------------------------------------------- runs
 saved, problems = runs.list_runs()
