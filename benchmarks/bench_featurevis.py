@@ -58,27 +58,24 @@ def run(device: torch.device, repeats: int) -> dict[str, Any]:
             verbose=False,
         )
 
-    def bare() -> None:  # STEPS forward+backward passes of the truncated network at 224 px
-        for _ in range(STEPS):
-            x = torch.rand(1, 3, 224, 224, device=device, requires_grad=True)
-            torch.autograd.grad(prefix(x)[:, 5].mean(), x)
+    def bare_pass(network: torch.nn.Module, layout: bool):
+        """STEPS forward+backward passes of a truncated network at 224 px, the input in our loop's
+        layout or as it comes."""
 
-    def bare_fast_layout() -> None:  # the same, with the input in the layout our loop gives the network
-        for _ in range(STEPS):
-            x = fast_layout(torch.rand(1, 3, 224, 224, device=device)).requires_grad_()
-            torch.autograd.grad(prefix(x)[:, 5].mean(), x)
+        def passes() -> None:
+            for _ in range(STEPS):
+                x = torch.rand(1, 3, 224, 224, device=device)
+                x = (fast_layout(x) if layout else x).requires_grad_()
+                torch.autograd.grad(network(x)[:, 5].mean(), x)
 
-    def bare_folded() -> None:  # the same, on the BatchNorm-folded model our loop runs on
-        for _ in range(STEPS):
-            x = fast_layout(torch.rand(1, 3, 224, 224, device=device)).requires_grad_()
-            torch.autograd.grad(folded(x)[:, 5].mean(), x)
+        return passes
 
     rounds = max(3, repeats // 3)  # each round is 32 steps of each; the shared machine needs many
     timings = interleaved(
         {
-            "bare_forward_backward": bare,
-            "bare_forward_backward_fast_layout": bare_fast_layout,
-            "bare_folded_fast_layout": bare_folded,
+            "bare_forward_backward": bare_pass(prefix, layout=False),
+            "bare_forward_backward_fast_layout": bare_pass(prefix, layout=True),
+            "bare_folded_fast_layout": bare_pass(folded, layout=True),  # the folded model our loop runs on
             "vis_core": ours,
             "lucent": lucent,
         },

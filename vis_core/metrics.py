@@ -286,9 +286,9 @@ def faithfulness_stages(
 ) -> Iterator[FaithfulnessReport]:
     """:func:`faithfulness`, progressively: the same maps' curves on ``first_steps`` shares of
     pixels first, against :data:`FIRST_RANDOM_SEEDS` random maps (``exact`` False; a few times
-    fewer forward passes), then on all ``steps``
-    (``exact`` True). With ``first_steps >= steps`` only the exact report comes. ``progress``
-    counts the images of the exact curves; ``should_stop`` raises :class:`Stopped` between chunks."""
+    fewer forward passes), then on all ``steps`` (``exact`` True). With ``first_steps >= steps``
+    only the exact report comes. ``progress`` counts the images of the exact curves;
+    ``should_stop`` raises :class:`Stopped` between chunks."""
     handle = handle.for_long_work()  # hundreds of forward passes: not on the lock a click waits for
     inputs = handle.preprocess(image)
     index = resolve_target(handle, target, inputs)
