@@ -19,7 +19,7 @@ import pandas  # noqa: E402, F401 - see below
 import streamlit as st  # noqa: E402
 
 import vis_core  # noqa: E402
-from dashboard import escape, sidebar  # noqa: E402
+from dashboard import escape, sidebar, talks  # noqa: E402
 
 vis_core.keep_freed_memory()  # once per server process (see vis_core.memory)
 # pandas is imported above, in every run, before any page builds a figure: Plotly checks for
@@ -63,7 +63,9 @@ PAGES = {
         st.Page(PAGES_DIR / "training_lab.py", title="Training lab", icon=":material/school:"),
     ],
 }
-navigation = st.navigation(PAGES, expanded=True)  # every page listed: none hides behind "View more"
+# Every page listed (none hides behind "View more"); none while presenting: the sidebar is hidden
+# then, and a slide change would still redraw the hidden list.
+navigation = st.navigation(PAGES, expanded=True, position="hidden" if talks.presenting() else "sidebar")
 sidebar.render()
 try:
     navigation.run()

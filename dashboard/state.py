@@ -61,6 +61,8 @@ TALK_PRESENTING = "talk_presenting"
 TALK_INDEX = "talk_index"
 #: A slide to show at the start of the next run (its index), set by Next, Back and Present.
 TALK_PENDING = "_talk_pending"
+#: The presenter asked for the whole page under the slide ("Whole page"), not its first screen only.
+TALK_WHOLE = "_talk_whole"
 #: "Add this view to my talk": its title and note boxes; the talk page's file uploader.
 TALK_NEW_TITLE = "talk_new_title"
 TALK_NEW_NOTE = "talk_new_note"

@@ -15,6 +15,13 @@ of problems, and the talk in the session stays as it was.
 Presenter mode (:func:`present_bar`): the sidebar and the page's own controls are hidden, type
 is larger, and Back / Next (arrow keys too) move through the slides. When the talk starts, every
 slide's results are computed ahead (``settings.warm``), so a slide change only redraws.
+
+A slide is one screen: its page's main picture and what explains it. Each page with more below
+its main picture marks where that ends (:func:`fold`); a presented slide stops there, and
+"Whole page" (key W) draws the rest on demand. The browser, not the server, is what a slide
+change waits for (drawing each Plotly chart costs 30-90 ms on a 2-core laptop, and a page like
+*Where it looked* holds six), so drawing one screen instead of a page of charts is what keeps a
+slide change under 300 ms.
 """
 
 from __future__ import annotations
@@ -295,6 +302,7 @@ def warm_up(talk: Talk, progress: Callable[[int, int, Slide], None] | None = Non
 def start(index: int = 0) -> None:
     """Present the session's talk from slide ``index`` (shown by the next run)."""
     st.session_state[state.TALK_PRESENTING] = True
+    st.session_state[state.TALK_WHOLE] = False
     st.session_state[state.TALK_INDEX] = index
     st.session_state[state.TALK_PENDING] = index
 
@@ -334,6 +342,25 @@ def _go(step: int) -> None:
     if index != st.session_state.get(state.TALK_INDEX):
         st.session_state[state.TALK_INDEX] = index
         st.session_state[state.TALK_PENDING] = index
+        st.session_state[state.TALK_WHOLE] = False  # each slide opens on its first screen
+
+
+def _whole() -> None:
+    st.session_state[state.TALK_WHOLE] = not st.session_state.get(state.TALK_WHOLE)
+
+
+def folded() -> bool:
+    """Whether this run draws a presented slide's first screen only (see :func:`fold`)."""
+    return presenting() and not st.session_state.get(state.TALK_WHOLE)
+
+
+def fold() -> None:
+    """Where a page's first screen ends: its main picture and what explains it are above. A
+    presented slide stops here (the rest of the page is drawn when the presenter asks for the
+    whole page); anywhere else this does nothing."""
+    if folded():
+        st.caption("More on this page below: press **Whole page** (or W).")
+        st.stop()
 
 
 def _exit() -> None:
@@ -375,7 +402,7 @@ def present_bar() -> settings.View:
     slide = talk.slides[index]
     st.html(PRESENTER_CSS + (TITLED_CSS if slide.title else ""))
     with st.container(key=BAR_KEY):
-        back, where, forward, leave = st.columns([1, 2, 1, 1], vertical_alignment="center")
+        back, where, forward, whole, leave = st.columns([1, 2, 1, 1, 1], vertical_alignment="center")
         back.button(
             "Back",
             icon=":material/arrow_back:",
@@ -396,6 +423,15 @@ def present_bar() -> settings.View:
             shortcut="Right",
             disabled=index == len(talk.slides) - 1,
             type="primary",
+            width="stretch",
+        )
+        whole.button(
+            "Slide only" if st.session_state.get(state.TALK_WHOLE) else "Whole page",
+            key="talk_whole",
+            on_click=_whole,
+            shortcut="W",
+            help="Draw the rest of the page under this slide (its first screen is what the slide shows), or go "
+            "back to the slide alone.",
             width="stretch",
         )
         leave.button("Exit", key="talk_exit", on_click=_exit, shortcut="Esc", width="stretch")

@@ -224,6 +224,22 @@ def test_empty_map_gets_an_explanation():
     assert float(result.model_map.max()) == 0 and np.isfinite(result.map).all()
     assert "zero everywhere" in result.note
 
+    assert result.cells.shape == result.raw.shape and float(result.cells.max()) == 0  # the coarse map agrees
+
+
+@pytest.mark.parametrize("method", ["gradcam", "layercam", "saliency"])
+def test_cells_are_the_map_at_the_resolution_it_was_computed(handle, cat, method):
+    from vis_core.attribution.registry import upsample
+
+    result = attribute(handle, cat, method)
+    if METHODS[method].cam_style:  # the layer's grid; upsampled as the engine does, it is model_map
+        assert result.cells.shape == result.raw.shape == (7, 7)
+        assert result.cells.min() == 0 and result.cells.max() == pytest.approx(1, abs=1e-6)
+        smooth = upsample(result.cells, result.model_map.shape)
+        assert np.abs(smooth - result.model_map).max() < 0.05 and pearson(smooth, result.model_map) > 0.999
+    else:  # a pixel-level map is its own cells
+        assert result.cells is result.model_map
+
 
 def test_targets_by_name_and_errors(handle, cat):
     assert attribute(handle, cat, "gradcam", target="tabby").target == 281

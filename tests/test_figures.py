@@ -79,6 +79,15 @@ def test_attribution_colours_fade_out_at_zero_so_the_photo_shows_through():
     assert alphas[0.5] == 0 and alphas[0.0] == alphas[1.0] == 1  # no white band over the photo at zero
 
 
+def test_a_coarse_attribution_map_is_smoothed_by_the_browser_and_a_fine_one_drawn_pixel_for_pixel():
+    photo = np.zeros((8, 8, 3), dtype=np.uint8)
+    coarse = figures.attribution_overlay(photo, np.eye(2), title="t")
+    assert coarse.data[-1].zsmooth == "fast" and np.asarray(coarse.data[-1].z).shape == (2, 2)
+    assert (coarse.data[0].x0, coarse.data[0].dx) == (-0.375, 0.25)  # the photo spans the 2x2 grid
+    fine = figures.attribution_overlay(photo, np.eye(8), title="t")
+    assert fine.data[-1].zsmooth is False
+
+
 def test_kernel_animation_calls_its_values_weights():
     history = np.random.default_rng(0).normal(size=(3, 4, 5, 5)).astype(np.float32)
     figure = figures.kernel_animation(history, ["untrained", "epoch 1", "epoch 2"])

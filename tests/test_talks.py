@@ -9,7 +9,18 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import settings, talks
-from dashboard.state import CHANNEL, LAYER, SELECTION, TALK, TALK_INDEX, TALK_NEW_NOTE, TALK_NEW_TITLE, TALK_PRESENTING
+from dashboard.state import (
+    CHANNEL,
+    LAYER,
+    SELECTION,
+    TALK,
+    TALK_INDEX,
+    TALK_NEW_NOTE,
+    TALK_NEW_TITLE,
+    TALK_PENDING,
+    TALK_PRESENTING,
+    TALK_WHOLE,
+)
 from tests.support import shown
 from tests.support.apptest import APP, TIMEOUT, start
 
@@ -289,3 +300,32 @@ def test_presenting_a_warmed_talk_computes_nothing_and_moves_through_the_slides(
     assert at.session_state[LAYER] == "features.5" and at.session_state[CHANNEL] == 2
     assert at.session_state[SELECTION].image.key == "sample:chelsea (cat)"
     assert any(box.value == "features.5" for box in at.sidebar.selectbox)
+
+
+def test_a_presented_slide_is_its_pages_first_screen_and_whole_page_draws_the_rest():
+    presented = {TALK: three_slides(), TALK_PRESENTING: True, TALK_INDEX: 2, TALK_PENDING: 2}
+    at = start("views/activation_maps.py", **presented)  # as Next shows the third slide
+    headers = [header.value for header in at.header]
+    assert "Compare methods" not in headers and "Can we trust these maps?" not in headers
+    assert [chart.key for chart in at.get("plotly_chart")] == ["am_main"]  # the chosen method's map, alone
+    assert any("Whole page" in caption.value for caption in at.caption)
+    at.button(key="talk_whole").click().run()
+    assert not at.exception, at.exception
+    headers = [header.value for header in at.header]
+    assert "Compare methods" in headers and "Can we trust these maps?" in headers
+    # the map and the slide's two compared methods
+    assert [chart.key for chart in at.get("plotly_chart")] == ["am_main", "am_compare_gradcam", "am_compare_saliency"]
+    at.button(key="talk_back").click().run()  # another slide opens on its first screen again
+    assert not at.exception, at.exception
+    assert at.session_state[TALK_INDEX] == 1 and at.session_state[TALK_WHOLE] is False
+
+    at = start("views/feature_maps.py", **{**presented, TALK_INDEX: 1, TALK_PENDING: 1})
+    assert not [header for header in at.subheader if header.value.startswith("All filters")]
+    assert [chart.key for chart in at.get("plotly_chart")] == ["fm_channel"]  # no mosaic, no profile
+
+
+def test_outside_presenter_mode_the_fold_draws_the_whole_page():
+    at = start("views/feature_maps.py", **{TALK: three_slides(), TALK_INDEX: 1})
+    assert [chart.key for chart in at.get("plotly_chart")] == ["fm_channel", "fm_mosaic", "fm_profile"]
+    assert [header for header in at.subheader if header.value.startswith("All filters")]
+    assert not any("Whole page" in caption.value for caption in at.caption)

@@ -84,6 +84,9 @@ def attribution_overlay(
 
     The colours fade to transparent near zero (:func:`~dashboard.figures.style.fade_near_zero`):
     where a map gives no evidence the photo shows through, not a band of the scale's zero colour.
+    A map coarser than the photo (a CAM at its layer's grid, ``Attribution.cells``) is smoothed by
+    the browser, as the engine upsamples it (bilinear): the same picture, a fraction of the numbers
+    to send and draw; a map at the photo's resolution is drawn pixel for pixel.
     """
     figure = channel_heatmap(
         heat,
@@ -103,7 +106,7 @@ def attribution_overlay(
         colorscale=fade_near_zero("RdBu_r" if signed else colorscale, signed=signed),
         colorbar=dict(title="attribution"),
         hovertemplate="x=%{x}, y=%{y}<br>attribution %{z:.4f}<extra></extra>",
-        zsmooth=False,
+        zsmooth=False if heat.shape == background.shape[:2] else "fast",
     )
     return figure
 

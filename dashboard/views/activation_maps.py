@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, figures, heading, refine, sidebar, state
+from dashboard import cache, escape, figures, heading, refine, sidebar, state, talks
 from vis_core import metrics
 
 selection = sidebar.current()
@@ -109,7 +109,7 @@ def latest(work: vis_core.Attribution | refine.Refinement | None) -> vis_core.At
 
 def overlay(result: vis_core.Attribution, title: str, **size):
     signed = result.signed and not absolute
-    values = result.model_map if signed else abs(result.model_map)
+    values = result.cells if signed else abs(result.cells)
     return figures.attribution_overlay(
         view, values, title=title, opacity=opacity, colorscale=colorscale, signed=signed, **size
     )
@@ -147,6 +147,8 @@ def draw_maps() -> None:
         if result.note:
             st.info(escape.markdown(result.note))
 
+    if talks.folded():  # a slide: the chosen method's map (the comparison is drawn with the whole page)
+        return
     st.header("Compare methods")
     columns = st.columns(min(4, max(1, len(compare))))
     for index, name in enumerate(compare):
@@ -170,6 +172,7 @@ jobs = {name: compute(name) for name in dict.fromkeys([method, *compare])}
 polling = any(isinstance(job, refine.Refinement) and not job.done for job in jobs.values())
 st.fragment(draw_maps, run_every=1.0 if polling else None)()
 
+talks.fold()
 st.header("Can we trust these maps?")
 faith_tab, sanity_tab = st.tabs(["Deleting the evidence", "Scrambling the network"])
 chosen = tuple(m for m in compare if METHODS[m].speed != "long") or ("gradcam", "saliency")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import atlases, cache, figures, glossary, heading, layer_choice, sidebar
+from dashboard import atlases, cache, figures, glossary, heading, layer_choice, sidebar, talks
 from vis_core.featuremaps import ChannelPages
 
 selection = sidebar.current()
@@ -119,6 +119,7 @@ else:
         atlases.show_entry(handle, layer, channel)  # what it looks for, when the model has an atlas
         layer_choice.unit_link(layer, channel, always=True)
 
+    talks.fold()  # a slide: the chosen filter's map and its numbers
     st.subheader(f"All filters of {layer}")
     if show == "All (paged)":
         paging = ChannelPages(channels, figures.page_size_for(rows_px, cols_px, 64))
@@ -151,6 +152,7 @@ else:
     layer_choice.pick(clicked, layer, "fm_mosaic")
     layer_choice.unit_link(layer, channel)
 
+talks.fold()
 st.subheader("From edges to objects: every block at a glance")
 st.caption(
     "Left axis: the average activation of each block's output; right axis: the share of its values that are "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import cache, figures, glossary, heading, layer_choice, sidebar, state
+from dashboard import cache, figures, glossary, heading, layer_choice, sidebar, state, talks
 from vis_core.featuremaps import ChannelPages
 from vis_core.filters import conv_layers
 
@@ -83,6 +83,7 @@ if kernels.kind == "rgb":
     )
     layer_choice.pick(clicked, layer, "fl_rgb")
     layer_choice.unit_link(layer, channel)
+    talks.fold()  # a slide: the layer's filters
     st.subheader(f"Filter {channel}, channel by channel")
     st.plotly_chart(
         figures.channel_mosaic(
@@ -133,6 +134,7 @@ else:
         + ("" if signed else ", each the L2 norm over its input channels")
         + ". Hover for values."
     )
+    talks.fold()
     if kernels.kind in ("standard", "grouped") and in_per_group > 1:
         st.subheader(f"Filter {channel}: its {in_per_group} kernels, one per input channel")
         limit = figures.page_size_for(kh, kw, 128)
@@ -150,6 +152,7 @@ else:
             key="fl_inputs",
         )
 
+talks.fold()
 left, right = st.columns(2)
 with left:
     st.plotly_chart(

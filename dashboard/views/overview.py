@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, escape, figures, glossary, heading, sidebar
+from dashboard import cache, escape, figures, glossary, heading, sidebar, talks
 from vis_core.layers import depths
 
 selection = sidebar.current()
@@ -46,6 +46,7 @@ with right:
             "its weights hold NaN or infinite values, or overflow. Check how the weights were trained and saved."
         )
 
+talks.fold()  # a slide: the photo and its guesses
 total_params = sum(p.numel() for p in handle.model.parameters())
 columns = st.columns(5)
 columns[0].metric("Parameters", f"{total_params / 1e6:.1f} M")

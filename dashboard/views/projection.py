@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, sidebar
+from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, sidebar, talks
 from vis_core.projection import FOCUS_MASS, RULE_LABELS, RULES, crop, shared_focus
 
 selection = sidebar.current()
@@ -84,6 +84,7 @@ for result in results.values():
 atlases.show_entry(handle, layer, channel)  # what the filter looks for, when the model has an atlas
 layer_choice.unit_link(layer, channel, always=True)
 
+talks.fold()  # a slide: the photo and the three projections
 st.subheader(f"The {top_k} strongest filters of {layer} for this image")
 tiles = cache.top_projections(handle.key, entry.key, layer, top_k, top_rule, handle, entry.image)
 grid = st.columns(4)

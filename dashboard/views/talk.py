@@ -18,7 +18,8 @@ heading.show(
     "to my talk** in the sidebar. Each slide keeps the whole view (page, model, photo, layer, filter and the "
     "page's own settings) with a title and a note. Save the talk as a small file to bring it back later, and "
     "press **Present**: the sidebar goes, the type grows, and Next and Back (or the arrow keys) move through "
-    "the slides. Every slide is computed before the talk starts, so changing slides is quick.",
+    "the slides. A slide is one screen, the page's main picture; **Whole page** (or W) shows the rest of the page "
+    "below it. Every slide is computed before the talk starts, so changing slides is quick.",
 )
 
 

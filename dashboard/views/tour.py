@@ -213,7 +213,7 @@ def decision() -> None:
     )
     cam = cache.attribution(handle.key, entry.key, "gradcam", plan.top_class, plan.cam_layer, handle, entry.image)
     figure = figures.attribution_overlay(
-        view, cam.model_map, title=f"Where it looked for '{escape.plotly(label)}'", height=PICTURE + 20
+        view, cam.cells, title=f"Where it looked for '{escape.plotly(label)}'", height=PICTURE + 20
     )
     figure.update_layout(width=PICTURE + 110)
     chart(figure, "tour_gradcam", fit=True)

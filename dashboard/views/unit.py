@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, live, sidebar, state
+from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, live, sidebar, state, talks
 from vis_core.featurevis import feature_visualization, render_work
 from vis_core.projection import crop, shared_focus
 
@@ -112,6 +112,7 @@ with looks:
                     st.session_state[state.UNIT_RENDER] = live.Outcome(result, made_with)
                     st.rerun()
 
+talks.fold()  # a slide: where it fires, which pixels, what it looks for
 st.markdown("**The photo patches that excite it most**", help=glossary.help("top patches"))
 if unit is not None and unit.examples:
     patches, origin = unit.examples, "the atlas's photos"

@@ -78,6 +78,15 @@ class Attribution:
     exact: bool = True
     approximation: str | None = None
 
+    @property
+    def cells(self) -> np.ndarray:
+        """The map at the resolution it was computed: a CAM's layer grid (its positive part, scaled
+        to 0..1 as ``model_map`` is), else ``model_map``. A display that smooths it bilinearly (as
+        ``model_map`` was upsampled) shows the same picture from far fewer numbers."""
+        if self.raw is None:
+            return self.model_map
+        return scale(np.maximum(self.raw, 0)) if float(self.raw.max()) > 0 else np.zeros_like(self.raw)
+
 
 @dataclass(frozen=True)
 class RawMap:
