@@ -148,6 +148,26 @@ def sample_patches(model_key: str, layer: str, channel: int, _handle: ModelHandl
     return atlases.sample_patches(patcher, state, layer, channel)
 
 
+#: One filter's quick painting (the One filter page): small and short, so it takes about a second
+#: (the Ideal images page paints larger).
+QUICK_STEPS = 64
+QUICK_SIZE = 112
+
+
+def quick_painting_work(handle: ModelHandle) -> float:
+    """The quick painting's passes of the network (``vis_core.costs``), to say or refuse before it starts."""
+    from vis_core.featurevis import render_work
+
+    return render_work(handle, steps=QUICK_STEPS, size=QUICK_SIZE, images=1)
+
+
+@st.cache_resource(max_entries=32, ttl=TTL_SECONDS, show_spinner="Painting what the filter looks for…")
+def quick_painting(model_key: str, layer: str, channel: int, _handle: ModelHandle) -> vis_core.FeatureVisualization:
+    """What one filter looks for, painted as "Paint it" paints it (same steps, size and seed):
+    computed ahead for a presented talk's *One filter* slides, where no button is shown."""
+    return vis_core.feature_visualization(_handle, layer=layer, channel=channel, steps=QUICK_STEPS, size=QUICK_SIZE)
+
+
 def clear() -> None:
     """Empty every cache, and stop and forget the maps being refined and the tour's pictures."""
     from dashboard import tour  # the tour's pictures are prepared through this module's caches

@@ -34,7 +34,7 @@ import streamlit as st
 import vis_core
 from dashboard import cache, escape, figures, refine, state, tour
 from dashboard.image_source import ImageEntry
-from vis_core import ModelHandle
+from vis_core import ModelHandle, costs
 
 #: Longest text a link or a talk file may give for one setting (the longest list of layers fits).
 MAX_TEXT = 600
@@ -442,12 +442,31 @@ def _atlas(view: View) -> None:
     _feature_maps(view)
 
 
+def _unit(view: View) -> None:
+    """What the One filter page shows: the map, the projection, the patches and, for a model
+    without an atlas entry for the filter, the quick painting (where one request may run it)."""
+    from dashboard import atlases
+
+    handle, image, layer, channel = view.handle, view.image, view.layer, view.channel
+    _feature_maps(view)
+    if not handle.layers[layer].is_spatial:
+        return  # the page says it needs a layer with a map
+    cache.projection(handle.key, image.key, layer, channel, "guided", "max", handle, image.image)
+    atlas = atlases.find(handle)
+    unit = atlas.unit(layer, channel) if atlas is not None else None
+    if unit is None or not unit.examples:
+        cache.sample_patches(handle.key, layer, channel, handle)
+    if unit is None and cache.quick_painting_work(handle) <= costs.MAX_WORK:
+        cache.quick_painting(handle.key, layer, channel, handle)
+
+
 WARM: dict[str, Callable[[View], None]] = {
     "overview": _basics,
     "feature_maps": _feature_maps,
     "filters": _filters,
     "projection": _projection,
     "atlas": _atlas,
+    "unit": _unit,
     "reconstruction": _basics,
     "deep_dream": lambda view: None,  # shows the photo; dreams only when asked
     "feature_vis": lambda view: None,  # paints only when asked

@@ -8,6 +8,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import vis_core
 from dashboard import settings, talks
 from dashboard.state import (
     CHANNEL,
@@ -329,3 +330,23 @@ def test_outside_presenter_mode_the_fold_draws_the_whole_page():
     assert [chart.key for chart in at.get("plotly_chart")] == ["fm_channel", "fm_mosaic", "fm_profile"]
     assert [header for header in at.subheader if header.value.startswith("All filters")]
     assert not any("Whole page" in caption.value for caption in at.caption)
+
+
+def test_a_one_filter_slide_is_painted_ahead_and_drawn_from_the_caches(monkeypatch):
+    import dashboard.atlases
+
+    view = {"model": "mobilenet_v2", "image": "chelsea", "layer": "features.10", "filter": "27"}
+    talk = talks.Talk([talks.Slide("unit", view, "One unit"), talks.Slide("overview", view, "The photo")])
+    at = start("views/talk.py", **{TALK: talk})
+    at.button(key="talk_present").click().run()  # computes every slide ahead
+    assert not at.exception, at.exception
+    calls = engine_calls(monkeypatch)
+    for owner, name in ((vis_core, "feature_visualization"), (dashboard.atlases, "sample_pass")):
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    at.switch_page("views/unit.py").run()  # where Present's switch_page goes
+    assert not at.exception, at.exception
+    assert calls == []  # the map, the projection, the patches and the painting came from the caches
+    captions = [picture.caption for element in at.main.image for picture in element.proto.imgs]
+    assert "its feature visualisation" in captions
+    assert not [button for button in at.button if button.key == "un_paint_go"]  # no button to press

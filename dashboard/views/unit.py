@@ -12,12 +12,11 @@ import streamlit as st
 
 import vis_core
 from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, live, sidebar, state, talks
-from vis_core.featurevis import feature_visualization, render_work
+from vis_core import costs
+from vis_core.featurevis import feature_visualization
 from vis_core.projection import crop, shared_focus
 
-#: The quick painting: small and short, so it takes seconds (the Ideal images page paints larger).
-QUICK_STEPS = 64
-QUICK_SIZE = 112
+QUICK_STEPS, QUICK_SIZE = cache.QUICK_STEPS, cache.QUICK_SIZE
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
@@ -85,6 +84,9 @@ with looks:
         shown = st.session_state.get(state.UNIT_RENDER)
         if shown is not None and shown.made_with == made_with:
             st.image(shown.value.images[0], caption="its feature visualisation", width="stretch", clamp=True)
+        elif talks.presenting() and cache.quick_painting_work(handle) <= costs.MAX_WORK:  # painted ahead
+            painting = cache.quick_painting(handle.key, layer, channel, handle)
+            st.image(painting.images[0], caption="its feature visualisation", width="stretch", clamp=True)
         else:
             stopped = live.partial("un_paint")
             if stopped is not None:
@@ -93,9 +95,7 @@ with looks:
                 f"The network paints the picture that excites filter {channel} most ({QUICK_STEPS} steps at "
                 f"{QUICK_SIZE} pixels; the *Ideal images* page paints larger)."
             )
-            allowed = live.estimate(
-                handle, render_work(handle, steps=QUICK_STEPS, size=QUICK_SIZE, images=1), "nothing: it is small"
-            )
+            allowed = live.estimate(handle, cache.quick_painting_work(handle), "nothing: it is small")
             if st.button("Paint it", type="primary", key="un_paint_go", disabled=not allowed):
                 try:
                     result = live.run(
