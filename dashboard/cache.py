@@ -168,6 +168,20 @@ def quick_painting(model_key: str, layer: str, channel: int, _handle: ModelHandl
     return vis_core.feature_visualization(_handle, layer=layer, channel=channel, steps=QUICK_STEPS, size=QUICK_SIZE)
 
 
+@st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner="Dreaming…")
+def dream(model_key: str, image_key: str, args: tuple, _handle: ModelHandle, _image: Image.Image) -> vis_core.Dream:
+    """A dream made ahead for a presented talk's Deep dream slide (``args``: the items of
+    ``settings.dream_args``), where no Dream button is shown."""
+    return vis_core.deep_dream(_handle, _image, **dict(args))
+
+
+@st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner="Painting…")
+def painting(model_key: str, args: tuple, _handle: ModelHandle) -> vis_core.FeatureVisualization:
+    """A feature visualisation made ahead for a presented talk's Ideal images slide (``args``:
+    the items of ``settings.painting_args``), where no Render button is shown."""
+    return vis_core.feature_visualization(_handle, **{k: list(v) if isinstance(v, tuple) else v for k, v in args})
+
+
 def clear() -> None:
     """Empty every cache, and stop and forget the maps being refined and the tour's pictures."""
     from dashboard import tour  # the tour's pictures are prepared through this module's caches

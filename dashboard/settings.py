@@ -442,6 +442,112 @@ def _atlas(view: View) -> None:
     _feature_maps(view)
 
 
+def dream_args(get: Callable[[str], Any], layer: str, channel: int) -> dict[str, Any]:
+    """``vis_core.deep_dream``'s arguments from the Deep dream page's settings (``get``: a
+    setting's value by its widget key): one place for the page and a talk's warm-up."""
+    return dict(
+        layer=layer,
+        channel=channel if get("dd_target") == "the sidebar's filter" else None,
+        octaves=int(get("dd_octaves")),
+        octave_scale=float(get("dd_scale")),
+        steps=int(get("dd_steps")),
+        step_size=float(get("dd_step_size")),
+        jitter=int(get("dd_jitter")),
+        smoothing=float(get("dd_smoothing")),
+        tile_size=int(get("dd_tile")),
+        seed=int(get("dd_seed")),
+    )
+
+
+def dream_ahead(handle: ModelHandle, image: ImageEntry, args: Mapping[str, Any]) -> vis_core.Dream | None:
+    """The dream a presented slide shows (made once, then cached), or None past the work one
+    request may use (the page then says what to reduce, as it does for the Dream button)."""
+    from vis_core.dream import dream_work
+
+    work = dream_work(
+        handle, image.image.size, octaves=args["octaves"], octave_scale=args["octave_scale"], steps=args["steps"]
+    )
+    if work > costs.MAX_WORK:
+        return None
+    return cache.dream(handle.key, image.key, tuple(sorted(args.items())), handle, image.image)
+
+
+def painting_start(handle: ModelHandle, image: ImageEntry, layer: str, mode: str) -> dict[str, Any]:
+    """Where the Ideal images widgets whose start depends on the mode, layer or photo start: the
+    size, the gallery's filters and the class (the photo's top guess: the class the audience just
+    saw the network name)."""
+    top = int(cache.prediction(handle.key, image.key, handle, image.image).indices[0])
+    return {
+        "fv_size": 224 if mode == "one filter" else 128,
+        "fv_range": (0, min(handle.layers[layer].channels - 1, 7)),
+        "fv_class": top if 0 <= top < len(handle.labels) else 0,
+    }
+
+
+def painting_args(
+    get: Callable[[str], Any], handle: ModelHandle, image: ImageEntry, layer: str, channel: int
+) -> dict[str, Any]:
+    """``vis_core.feature_visualization``'s arguments from the Ideal images page's settings
+    (``get``: a setting's value by widget key, None where not set): one place for the page and a
+    talk's warm-up."""
+    from vis_core.optim import MAX_SIZE
+
+    mode = get("fv_mode") or "one filter"
+    start = painting_start(handle, image, layer, mode)
+
+    def value(key: str) -> Any:
+        chosen = get(key)
+        return start[key] if chosen is None else chosen
+
+    args = dict(
+        layer=layer,
+        steps=int(get("fv_steps") or 128),
+        size=min(int(value("fv_size")), MAX_SIZE),
+        seed=int(get("fv_seed") or 0),
+        fft=get("fv_fft") is not False,
+        decorrelate=get("fv_decorrelate") is not False,
+        transforms=get("fv_transforms") is not False,
+    )
+    if mode == "gallery of filters":
+        first, last = value("fv_range")
+        return {**args, "channel": list(range(first, first + min(16, last - first + 1)))}
+    if mode == "diverse images of one filter":
+        return {**args, "channel": channel, "diversity": int(get("fv_count") or 4)}
+    if mode == "a class":
+        return {**args, "channel": int(value("fv_class")), "mode": "class"}
+    return {**args, "channel": channel}
+
+
+def painting_work(handle: ModelHandle, args: Mapping[str, Any]) -> float:
+    """A painting's passes of the network (``vis_core.costs``): its steps over every image it paints."""
+    from vis_core.featurevis import render_work
+
+    channels = args["channel"]
+    images = max(len(channels) if isinstance(channels, list) else 1, args.get("diversity", 1))
+    return render_work(handle, steps=args["steps"], size=args["size"], images=images)
+
+
+def painting_ahead(handle: ModelHandle, args: Mapping[str, Any]) -> vis_core.FeatureVisualization | None:
+    """The painting a presented slide shows (made once, then cached), or None past the work one
+    request may use."""
+    if painting_work(handle, args) > costs.MAX_WORK:
+        return None
+    return cache.painting(
+        handle.key, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in args.items()), handle
+    )
+
+
+def _feature_vis(view: View) -> None:
+    if view.handle.layers[view.layer].is_spatial:
+        get = view.values.get  # a setting the slide does not hold starts where its widget does
+        painting_ahead(view.handle, painting_args(get, view.handle, view.image, view.layer, view.channel))
+
+
+def _deep_dream(view: View) -> None:
+    if view.handle.layers[view.layer].is_spatial:
+        dream_ahead(view.handle, view.image, dream_args(view.get, view.layer, view.channel))
+
+
 def _unit(view: View) -> None:
     """What the One filter page shows: the map, the projection, the patches and, for a model
     without an atlas entry for the filter, the quick painting (where one request may run it)."""
@@ -468,8 +574,8 @@ WARM: dict[str, Callable[[View], None]] = {
     "atlas": _atlas,
     "unit": _unit,
     "reconstruction": _basics,
-    "deep_dream": lambda view: None,  # shows the photo; dreams only when asked
-    "feature_vis": lambda view: None,  # paints only when asked
+    "deep_dream": _deep_dream,  # a slide's dream is made ahead; the page dreams only when asked
+    "feature_vis": _feature_vis,  # a slide's painting is made ahead; the page paints only when asked
     "training_lab": lambda view: None,
 }
 

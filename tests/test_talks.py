@@ -350,3 +350,35 @@ def test_a_one_filter_slide_is_painted_ahead_and_drawn_from_the_caches(monkeypat
     captions = [picture.caption for element in at.main.image for picture in element.proto.imgs]
     assert "its feature visualisation" in captions
     assert not [button for button in at.button if button.key == "un_paint_go"]  # no button to press
+
+
+def test_a_deep_dream_slide_is_dreamed_ahead_with_its_settings(monkeypatch, handle):
+    view = {"model": "mobilenet_v2", "image": "coffee", "layer": "features.4", "filter": "3"}
+    own = {"octaves": "2", "steps": "3", "amplify": "the-sidebar-s-filter"}
+    talk = talks.Talk([talks.Slide("deep_dream", {**view, **own}, "A dream"), talks.Slide("overview", view, "")])
+    at = start("views/talk.py", **{TALK: talk})
+    at.button(key="talk_present").click().run()  # dreams the slide ahead
+    assert not at.exception, at.exception
+    calls = []
+    monkeypatch.setattr(vis_core, "deep_dream", lambda *a, **k: calls.append(k) or pytest.fail("dreamed again"))
+    at.switch_page("views/deep_dream.py").run()  # where Present's switch_page goes
+    assert not at.exception, at.exception
+    assert calls == [] and not [button for button in at.button if button.key == "dd_go"]
+    (caption,) = [picture.caption for element in at.main.image for picture in element.proto.imgs]
+    assert caption.startswith("filter 3 of features.4: 2 octaves × 3 steps, seed 0")  # the slide's settings
+
+
+def test_an_ideal_images_slide_is_painted_ahead_with_its_settings(monkeypatch):
+    view = {"model": "mobilenet_v2", "image": "chelsea", "layer": "features.4", "filter": "3"}
+    own = {"mode": "a-class", "steps": "16", "size": "64"}  # the class: where its widget starts, the top guess
+    talk = talks.Talk([talks.Slide("feature_vis", {**view, **own}, "Ideal"), talks.Slide("overview", view, "")])
+    at = start("views/talk.py", **{TALK: talk})
+    at.button(key="talk_present").click().run()  # paints the slide ahead
+    assert not at.exception, at.exception
+    monkeypatch.setattr(vis_core, "feature_visualization", lambda *a, **k: pytest.fail("painted again"))
+    at.switch_page("views/feature_vis.py").run()  # where Present's switch_page goes
+    assert not at.exception, at.exception
+    assert not [button for button in at.button if button.key == "fv_go"]
+    (caption,) = [picture.caption for element in at.main.image for picture in element.proto.imgs]
+    assert caption == "class 'Egyptian cat'"  # chelsea's top guess, as the page's class box starts
+    assert any("(16 steps, seed 0" in text.value for text in at.caption)

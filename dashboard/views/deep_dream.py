@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import glossary, heading, live, sidebar, state
+from dashboard import glossary, heading, live, settings, sidebar, state, talks
 from vis_core.dream import MAX_OCTAVES, MAX_SIDE, deep_dream, dream_size, dream_work
 
 selection = sidebar.current()
@@ -20,9 +20,9 @@ heading.show(
 info = handle.layers[layer]
 sidebar.require_spatial(info)
 
-with st.sidebar:
+with st.sidebar:  # read back through settings.dream_args, as a talk's warm-up reads a slide's
     st.subheader("Deep dream")
-    target = st.radio(
+    st.radio(
         "Amplify",
         ["the whole layer", "the sidebar's filter"],
         key="dd_target",
@@ -31,7 +31,7 @@ with st.sidebar:
     octaves = st.slider("Octaves", 1, MAX_OCTAVES, 4, key="dd_octaves", help=glossary.help("octave"))
     octave_scale = st.slider("Octave scale", 1.1, 2.0, 1.4, 0.1, key="dd_scale", help=glossary.help("octave scale"))
     steps = st.slider("Steps per octave", 1, 40, 10, key="dd_steps", help=glossary.help("step"))
-    step_size = st.slider(
+    st.slider(
         "Step size",
         0.002,
         0.05,
@@ -40,8 +40,8 @@ with st.sidebar:
         key="dd_step_size",
         help=glossary.help("gradient", "How far each step changes the photo: larger dreams faster and coarser."),
     )
-    jitter = st.slider("Jitter (pixels)", 0, 64, 32, key="dd_jitter", help=glossary.help("jitter"))
-    smoothing = st.slider(
+    st.slider("Jitter (pixels)", 0, 64, 32, key="dd_jitter", help=glossary.help("jitter"))
+    st.slider(
         "Gradient smoothing (sigma)",
         0.0,
         3.0,
@@ -50,14 +50,14 @@ with st.sidebar:
         key="dd_smoothing",
         help=glossary.help("gradient", "Blurs each step's change a little (sigma: how much), for smoother dreams."),
     )
-    tile = st.select_slider(
+    st.select_slider(
         "Tile size",
         [128, 256, 384, 512, 768, 1024],
         512,
         key="dd_tile",
         help="Large images are processed in tiles of this size (less memory, no seams).",
     )
-    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="dd_seed", help=glossary.help("seed")))
+    st.number_input("Seed", 0, 2**31 - 1, 0, key="dd_seed", help=glossary.help("seed"))
 
 # what a shown dream must share with the current selection to be up to date
 made_with = {"model": handle.key, "image": entry.key, "layer": layer}
@@ -72,32 +72,23 @@ if dream_size(entry.image.size) != entry.image.size:
         f"The photo ({entry.image.size[0]}×{entry.image.size[1]}) is dreamed at {width}×{height}: a dream's cost "
         f"grows with its pixels, so its longer side is kept to {MAX_SIDE}."
     )
-outcome = live.work(
-    st.button("Dream", type="primary", key="dd_go", disabled=not allowed),
-    "Dreaming",
-    lambda on_step: deep_dream(
-        handle,
-        entry.image,
-        layer=layer,
-        channel=channel if target == "the sidebar's filter" else None,
-        octaves=octaves,
-        octave_scale=octave_scale,
-        steps=steps,
-        step_size=step_size,
-        jitter=jitter,
-        smoothing=smoothing,
-        tile_size=tile,
-        seed=seed,
-        on_step=on_step,
-    ),
-    key="dd",
-    result_key=state.DEEP_DREAM_RESULT,
-    made_with=made_with,
-    so_far="the dream",
-    note=" (at the size of the octave it had reached)",
-    again="Dream",
-    file="deep-dream",
-)
+args = settings.dream_args(st.session_state.get, layer, channel)  # the widgets' values, as the warm-up reads them
+prepared = settings.dream_ahead(handle, entry, args) if talks.presenting() and allowed else None
+if prepared is not None:  # a presented slide: its dream was made when the talk started
+    outcome = live.Outcome(prepared, made_with)
+else:
+    outcome = live.work(
+        st.button("Dream", type="primary", key="dd_go", disabled=not allowed),
+        "Dreaming",
+        lambda on_step: deep_dream(handle, entry.image, **args, on_step=on_step),
+        key="dd",
+        result_key=state.DEEP_DREAM_RESULT,
+        made_with=made_with,
+        so_far="the dream",
+        note=" (at the size of the octave it had reached)",
+        again="Dream",
+        file="deep-dream",
+    )
 if outcome is None:
     st.image(entry.image, width=480)
     st.caption("The photo to dream into. Choose the settings on the left and press Dream.")

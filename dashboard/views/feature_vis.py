@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cache, escape, glossary, heading, live, sidebar, state
-from vis_core.featurevis import feature_visualization, render_work
-from vis_core.optim import MAX_SIZE
+from dashboard import escape, glossary, heading, live, settings, sidebar, state, talks
+from vis_core.featurevis import feature_visualization
 
 selection = sidebar.current()
 handle, entry, layer, channel = selection.handle, selection.image, selection.layer, selection.channel
@@ -22,7 +21,7 @@ heading.show(
 info = handle.layers[layer]
 sidebar.require_spatial(info)
 
-with st.sidebar:
+with st.sidebar:  # read back through settings.painting_args, as a talk's warm-up reads a slide's
     st.subheader("Feature visualisation")
     mode = st.radio(
         "Render",
@@ -30,69 +29,50 @@ with st.sidebar:
         key="fv_mode",
         help=glossary.help("feature visualisation", "What to paint the ideal image of."),
     )
-    steps = st.slider("Steps", 16, 512, 128, 16, key="fv_steps", help=glossary.help("step"))
-    size = st.select_slider(
-        "Size (pixels)", [64, 96, 128, 160, 224, 320, 448], 128 if mode != "one filter" else 224, key="fv_size"
-    )
-    fft = st.toggle(
-        "Fourier parameterisation", value=True, key="fv_fft", help=glossary.help("Fourier parameterisation")
-    )
-    decorrelate = st.toggle(
-        "Decorrelated colour", value=True, key="fv_decorrelate", help=glossary.help("decorrelated colour")
-    )
-    transforms = st.toggle(
+    start = settings.painting_start(handle, entry, layer, mode)
+    st.slider("Steps", 16, 512, 128, 16, key="fv_steps", help=glossary.help("step"))
+    st.select_slider("Size (pixels)", [64, 96, 128, 160, 224, 320, 448], start["fv_size"], key="fv_size")
+    st.toggle("Fourier parameterisation", value=True, key="fv_fft", help=glossary.help("Fourier parameterisation"))
+    st.toggle("Decorrelated colour", value=True, key="fv_decorrelate", help=glossary.help("decorrelated colour"))
+    st.toggle(
         "Robustness transforms (jitter, scale, rotate)",
         value=True,
         key="fv_transforms",
         help=glossary.help("robustness transforms"),
     )
-    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="fv_seed", help=glossary.help("seed")))
+    st.number_input("Seed", 0, 2**31 - 1, 0, key="fv_seed", help=glossary.help("seed"))
     if mode == "gallery of filters":
-        first, last = st.slider("Filters", 0, info.channels - 1, (0, min(info.channels - 1, 7)), key="fv_range")
-        target = dict(channel=list(range(first, first + min(16, last - first + 1))))
+        st.slider("Filters", 0, info.channels - 1, start["fv_range"], key="fv_range")
     elif mode == "diverse images of one filter":
-        target = dict(channel=channel, diversity=st.slider("Images", 2, 8, 4, key="fv_count"))
+        st.slider("Images", 2, 8, 4, key="fv_count")
     elif mode == "a class":
-        # The photo's top prediction by default: the class the audience just saw the network name.
-        top = cache.prediction(handle.key, entry.key, handle, entry.image).indices[0]
-        chosen_class = st.selectbox(
+        st.selectbox(
             "Class",
             list(range(len(handle.labels))),
-            index=int(top) if 0 <= top < len(handle.labels) else 0,
+            index=start["fv_class"],
             format_func=lambda i: handle.labels[i],
             key="fv_class",
             help=glossary.help("logit", "The class whose score the painting raises; at first, the photo's top guess."),
         )
-        target = dict(channel=int(chosen_class), mode="class")
-    else:
-        target = dict(channel=channel)
 
-images = max(len(target["channel"]) if isinstance(target["channel"], list) else 1, target.get("diversity", 1))
-allowed = live.estimate(
-    handle, render_work(handle, steps=steps, size=size, images=images), "the steps, the size or the number of filters"
-)
-outcome = live.work(
-    st.button("Render", type="primary", key="fv_go", disabled=not allowed),
-    "Painting",
-    lambda on_step: feature_visualization(
-        handle,
-        layer=layer,
-        steps=steps,
-        size=min(size, MAX_SIZE),
-        seed=seed,
-        fft=fft,
-        decorrelate=decorrelate,
-        transforms=transforms,
-        on_step=on_step,
-        **target,
-    ),
-    key="fv",
-    result_key=state.FEATURE_VIS_RESULT,
-    made_with={"mode": mode, "model": handle.key},
-    so_far="the painting",
-    again="Render",
-    file="featurevis",
-)
+args = settings.painting_args(st.session_state.get, handle, entry, layer, channel)
+allowed = live.estimate(handle, settings.painting_work(handle, args), "the steps, the size or the number of filters")
+made_with = {"mode": mode, "model": handle.key}
+prepared = settings.painting_ahead(handle, args) if talks.presenting() and allowed else None
+if prepared is not None:  # a presented slide: its painting was made when the talk started
+    outcome = live.Outcome(prepared, made_with)
+else:
+    outcome = live.work(
+        st.button("Render", type="primary", key="fv_go", disabled=not allowed),
+        "Painting",
+        lambda on_step: feature_visualization(handle, **args, on_step=on_step),
+        key="fv",
+        result_key=state.FEATURE_VIS_RESULT,
+        made_with=made_with,
+        so_far="the painting",
+        again="Render",
+        file="featurevis",
+    )
 if outcome is None:
     st.caption("Press Render to paint.")
     st.stop()
