@@ -102,6 +102,7 @@ def work(
     again: str,
     note: str = "",
     file: str,
+    ahead: Callable[[], T | None] | None = None,
 ) -> Outcome[T] | None:
     """An optimisation page's run, stop and preview, in one call.
 
@@ -110,8 +111,12 @@ def work(
     is shown on the page. When the last run was stopped, show the picture it had made
     (``so_far`` names it, ``note`` adds a remark, ``again`` is the button that starts over,
     ``file`` the download's name) and end the page there. Returns the latest finished outcome,
-    or None when there is none yet.
+    or None when there is none yet. ``ahead``: on a presented slide, what was made when the talk
+    started (:mod:`dashboard.settings`' warm-up), which is then the outcome; a None from it, or no
+    ``ahead``, and the page works as above.
     """
+    if ahead is not None and (value := ahead()) is not None:
+        return Outcome(value, dict(made_with or {}))
     if start:
         try:
             value = run(label, compute, key=key)

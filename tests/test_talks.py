@@ -363,7 +363,7 @@ def test_a_deep_dream_slide_is_dreamed_ahead_with_its_settings(monkeypatch, hand
     monkeypatch.setattr(vis_core, "deep_dream", lambda *a, **k: calls.append(k) or pytest.fail("dreamed again"))
     at.switch_page("views/deep_dream.py").run()  # where Present's switch_page goes
     assert not at.exception, at.exception
-    assert calls == [] and not [button for button in at.button if button.key == "dd_go"]
+    assert calls == []
     (caption,) = [picture.caption for element in at.main.image for picture in element.proto.imgs]
     assert caption.startswith("filter 3 of features.4: 2 octaves × 3 steps, seed 0")  # the slide's settings
 
@@ -378,7 +378,6 @@ def test_an_ideal_images_slide_is_painted_ahead_with_its_settings(monkeypatch):
     monkeypatch.setattr(vis_core, "feature_visualization", lambda *a, **k: pytest.fail("painted again"))
     at.switch_page("views/feature_vis.py").run()  # where Present's switch_page goes
     assert not at.exception, at.exception
-    assert not [button for button in at.button if button.key == "fv_go"]
     (caption,) = [picture.caption for element in at.main.image for picture in element.proto.imgs]
     assert caption == "class 'Egyptian cat'"  # chelsea's top guess, as the page's class box starts
     assert any("(16 steps, seed 0" in text.value for text in at.caption)

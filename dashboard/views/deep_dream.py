@@ -73,22 +73,19 @@ if dream_size(entry.image.size) != entry.image.size:
         f"grows with its pixels, so its longer side is kept to {MAX_SIDE}."
     )
 args = settings.dream_args(st.session_state.get, layer, channel)  # the widgets' values, as the warm-up reads them
-prepared = settings.dream_ahead(handle, entry, args) if talks.presenting() and allowed else None
-if prepared is not None:  # a presented slide: its dream was made when the talk started
-    outcome = live.Outcome(prepared, made_with)
-else:
-    outcome = live.work(
-        st.button("Dream", type="primary", key="dd_go", disabled=not allowed),
-        "Dreaming",
-        lambda on_step: deep_dream(handle, entry.image, **args, on_step=on_step),
-        key="dd",
-        result_key=state.DEEP_DREAM_RESULT,
-        made_with=made_with,
-        so_far="the dream",
-        note=" (at the size of the octave it had reached)",
-        again="Dream",
-        file="deep-dream",
-    )
+outcome = live.work(
+    st.button("Dream", type="primary", key="dd_go", disabled=not allowed),
+    "Dreaming",
+    lambda on_step: deep_dream(handle, entry.image, **args, on_step=on_step),
+    key="dd",
+    result_key=state.DEEP_DREAM_RESULT,
+    made_with=made_with,
+    so_far="the dream",
+    note=" (at the size of the octave it had reached)",
+    again="Dream",
+    file="deep-dream",
+    ahead=(lambda: settings.dream_ahead(handle, entry, args)) if talks.presenting() and allowed else None,
+)
 if outcome is None:
     st.image(entry.image, width=480)
     st.caption("The photo to dream into. Choose the settings on the left and press Dream.")

@@ -58,21 +58,18 @@ with st.sidebar:  # read back through settings.painting_args, as a talk's warm-u
 args = settings.painting_args(st.session_state.get, handle, entry, layer, channel)
 allowed = live.estimate(handle, settings.painting_work(handle, args), "the steps, the size or the number of filters")
 made_with = {"mode": mode, "model": handle.key}
-prepared = settings.painting_ahead(handle, args) if talks.presenting() and allowed else None
-if prepared is not None:  # a presented slide: its painting was made when the talk started
-    outcome = live.Outcome(prepared, made_with)
-else:
-    outcome = live.work(
-        st.button("Render", type="primary", key="fv_go", disabled=not allowed),
-        "Painting",
-        lambda on_step: feature_visualization(handle, **args, on_step=on_step),
-        key="fv",
-        result_key=state.FEATURE_VIS_RESULT,
-        made_with=made_with,
-        so_far="the painting",
-        again="Render",
-        file="featurevis",
-    )
+outcome = live.work(
+    st.button("Render", type="primary", key="fv_go", disabled=not allowed),
+    "Painting",
+    lambda on_step: feature_visualization(handle, **args, on_step=on_step),
+    key="fv",
+    result_key=state.FEATURE_VIS_RESULT,
+    made_with=made_with,
+    so_far="the painting",
+    again="Render",
+    file="featurevis",
+    ahead=(lambda: settings.painting_ahead(handle, args)) if talks.presenting() and allowed else None,
+)
 if outcome is None:
     st.caption("Press Render to paint.")
     st.stop()
