@@ -182,6 +182,15 @@ def painting(model_key: str, args: tuple, _handle: ModelHandle) -> vis_core.Feat
     return vis_core.feature_visualization(_handle, **{k: list(v) if isinstance(v, tuple) else v for k, v in args})
 
 
+@st.cache_resource(max_entries=4, ttl=TTL_SECONDS, show_spinner="Rebuilding the photo…")
+def reconstructions(
+    model_key: str, image_key: str, layers: tuple[str, ...], args: tuple, _handle: ModelHandle, _image: Image.Image
+) -> list[vis_core.Reconstruction]:
+    """The photo rebuilt from each of ``layers``, made ahead for a presented talk's Rebuild the
+    photo slide (``args``: the items of ``settings.rebuild_args``), where no button is shown."""
+    return [vis_core.reconstruct(_handle, _image, layer=layer, **dict(args)) for layer in layers]
+
+
 def clear() -> None:
     """Empty every cache, and stop and forget the maps being refined and the tour's pictures."""
     from dashboard import tour  # the tour's pictures are prepared through this module's caches

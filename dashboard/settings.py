@@ -182,8 +182,19 @@ def spatial_blocks(context: Context) -> list[str]:
     return [info.name for info in context.handle.blocks() if info.is_spatial]
 
 
+def rebuild_layers(handle: ModelHandle) -> list[str]:
+    """The blocks the photo can be rebuilt from (a map more than one cell wide)."""
+    return [info.name for info in handle.blocks() if info.is_spatial and info.output_shape[1] > 1]
+
+
+def rebuild_strip(handle: ModelHandle) -> list[str]:
+    """Where the strip's layers start: four spread from shallow to deep."""
+    layers = rebuild_layers(handle)
+    return sorted({layers[int(f * (len(layers) - 1))] for f in (0.1, 0.35, 0.6, 0.9)}, key=layers.index)
+
+
 def _rebuild_layers(context: Context) -> list[str]:
-    return [info.name for info in context.handle.blocks() if info.is_spatial and info.output_shape[1] > 1]
+    return rebuild_layers(context.handle)
 
 
 def _conv_layers(context: Context) -> list[str]:
@@ -543,6 +554,35 @@ def _feature_vis(view: View) -> None:
         painting_ahead(view.handle, painting_args(get, view.handle, view.image, view.layer, view.channel))
 
 
+def rebuild_args(get: Callable[[str], Any]) -> dict[str, Any]:
+    """``vis_core.reconstruct``'s arguments (but the layer) from the Rebuild the photo page's
+    settings (``get``: a setting's value by widget key): one place for the page and the warm-up."""
+    return dict(
+        steps=int(get("rc_steps")),
+        tv_weight=float(get("rc_tv")),
+        tv_beta=float(get("rc_beta")),
+        alpha_weight=float(get("rc_alpha")),
+        seed=int(get("rc_seed")),
+    )
+
+
+def rebuild_ahead(
+    handle: ModelHandle, image: ImageEntry, layers: Sequence[str], args: Mapping[str, Any]
+) -> list[vis_core.Reconstruction] | None:
+    """The strip a presented slide shows (made once, then cached; a slide shows the strip, the
+    page's story from shallow to deep), or None without layers or past the work one request may use."""
+    if not layers or args["steps"] * len(layers) > costs.MAX_WORK:
+        return None
+    frozen = tuple(sorted(args.items()))
+    return cache.reconstructions(handle.key, image.key, tuple(layers), frozen, handle, image.image)
+
+
+def _reconstruction(view: View) -> None:
+    _basics(view)
+    layers = view.values.get("rc_layers") or rebuild_strip(view.handle)
+    rebuild_ahead(view.handle, view.image, layers, rebuild_args(view.get))
+
+
 def _deep_dream(view: View) -> None:
     if view.handle.layers[view.layer].is_spatial:
         dream_ahead(view.handle, view.image, dream_args(view.get, view.layer, view.channel))
@@ -573,7 +613,7 @@ WARM: dict[str, Callable[[View], None]] = {
     "projection": _projection,
     "atlas": _atlas,
     "unit": _unit,
-    "reconstruction": _basics,
+    "reconstruction": _reconstruction,
     "deep_dream": _deep_dream,  # a slide's dream is made ahead; the page dreams only when asked
     "feature_vis": _feature_vis,  # a slide's painting is made ahead; the page paints only when asked
     "training_lab": lambda view: None,

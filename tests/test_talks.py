@@ -381,3 +381,17 @@ def test_an_ideal_images_slide_is_painted_ahead_with_its_settings(monkeypatch):
     (caption,) = [picture.caption for element in at.main.image for picture in element.proto.imgs]
     assert caption == "class 'Egyptian cat'"  # chelsea's top guess, as the page's class box starts
     assert any("(16 steps, seed 0" in text.value for text in at.caption)
+
+
+def test_a_rebuild_the_photo_slide_shows_its_strip_made_ahead(monkeypatch):
+    view = {"model": "mobilenet_v2", "image": "coffee", "layer": "features.4", "filter": "0"}
+    own = {"steps": "20", "strip": "features.2,features.7"}
+    talk = talks.Talk([talks.Slide("reconstruction", {**view, **own}, "Rebuilt"), talks.Slide("overview", view, "")])
+    at = start("views/talk.py", **{TALK: talk})
+    at.button(key="talk_present").click().run()  # rebuilds the slide's strip ahead
+    assert not at.exception, at.exception
+    monkeypatch.setattr(vis_core, "reconstruct", lambda *a, **k: pytest.fail("rebuilt again"))
+    at.switch_page("views/reconstruction.py").run()  # where Present's switch_page goes
+    assert not at.exception, at.exception
+    captions = [picture.caption for element in at.main.image for picture in element.proto.imgs]
+    assert [caption.split(":")[0] for caption in captions[1:]] == ["from features.2", "from features.7"]

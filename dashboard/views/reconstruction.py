@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cache, glossary, heading, live, sidebar, state
+from dashboard import cache, glossary, heading, live, settings, sidebar, state, talks
 from vis_core.inversion import reconstruct
 
 selection = sidebar.current()
@@ -22,7 +22,7 @@ heading.show(
 with st.sidebar:
     st.subheader("Reconstruction")
     steps = st.slider("Steps", 20, 600, 150, 10, key="rc_steps", help=glossary.help("step"))
-    tv_weight = st.slider(
+    st.slider(
         "Smoothness (total variation weight)",
         0.0,
         2.0,
@@ -31,7 +31,7 @@ with st.sidebar:
         key="rc_tv",
         help=glossary.help("total variation"),
     )
-    tv_beta = st.slider(
+    st.slider(
         "Total variation exponent (beta)",
         1.0,
         3.0,
@@ -40,21 +40,19 @@ with st.sidebar:
         key="rc_beta",
         help=glossary.help("total variation", "Higher: large jumps cost more than many small ones."),
     )
-    alpha_weight = st.select_slider(
+    st.select_slider(
         "Range (alpha-norm weight)",
         [0.0, 1e-4, 1e-3, 1e-2, 1e-1],
         1e-3,
         key="rc_alpha",
         help=glossary.help("alpha norm"),
     )
-    seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="rc_seed", help=glossary.help("seed")))
+    st.number_input("Seed", 0, 2**31 - 1, 0, key="rc_seed", help=glossary.help("seed"))
 
-spatial = [info.name for info in handle.blocks() if info.is_spatial and info.output_shape[1] > 1]
-picks = sorted({spatial[int(f * (len(spatial) - 1))] for f in (0.1, 0.35, 0.6, 0.9)}, key=spatial.index)
 strip = st.multiselect(
     "Layers for the strip",
-    spatial,
-    default=picks,
+    settings.rebuild_layers(handle),
+    default=settings.rebuild_strip(handle),
     key="rc_layers",
     help=glossary.help("reconstruction", "Rebuild the photo from each of these layers, shallow to deep."),
 )
@@ -63,21 +61,12 @@ left, right = st.columns(2)
 one = left.button(f"Reconstruct from {layer}", type="primary", key="rc_one")
 many = right.button(f"Reconstruct the strip ({len(strip)} layers)", key="rc_strip")
 targets = [layer] if one else strip
+args = settings.rebuild_args(st.session_state.get)  # the widgets' values, as the warm-up reads them
 outcome = live.work(
     one or many,
     "Reconstructing",
     lambda on_step: [
-        reconstruct(
-            handle,
-            entry.image,
-            layer=target,
-            steps=steps,
-            tv_weight=tv_weight,
-            tv_beta=tv_beta,
-            alpha_weight=alpha_weight,
-            seed=seed,
-            on_step=live.in_turn(on_step, index, len(targets)),
-        )
+        reconstruct(handle, entry.image, layer=target, **args, on_step=live.in_turn(on_step, index, len(targets)))
         for index, target in enumerate(targets)
     ],
     key="rc",
@@ -85,6 +74,7 @@ outcome = live.work(
     so_far="the reconstruction",
     again="a button",
     file="reconstruction",
+    ahead=(lambda: settings.rebuild_ahead(handle, entry, strip, args)) if talks.presenting() else None,
 )
 if outcome is None or not outcome.value:
     st.image(
