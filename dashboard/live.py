@@ -164,8 +164,11 @@ def estimate(handle: vis_core.ModelHandle, work: float, reduce: str) -> bool:
             f"request may use here. Reduce {reduce}."
         )
         return False
-    seconds = costs.seconds_for(handle, forward_backward=work)
-    st.caption(f"About {duration(seconds)} on this machine ({work:,.0f} passes of the network).")
+    from dashboard import talks  # (talks imports what imports this module)
+
+    if not talks.presenting():  # a slide's picture was made when the talk started: no wait to announce
+        seconds = costs.seconds_for(handle, forward_backward=work)
+        st.caption(f"About {duration(seconds)} on this machine ({work:,.0f} passes of the network).")
     return True
 
 

@@ -366,6 +366,7 @@ def test_a_deep_dream_slide_is_dreamed_ahead_with_its_settings(monkeypatch, hand
     assert calls == []
     (caption,) = [picture.caption for element in at.main.image for picture in element.proto.imgs]
     assert caption.startswith("filter 3 of features.4: 2 octaves × 3 steps, seed 0")  # the slide's settings
+    assert not [text for text in at.caption if "on this machine" in text.value]  # no wait to announce
 
 
 def test_an_ideal_images_slide_is_painted_ahead_with_its_settings(monkeypatch):
