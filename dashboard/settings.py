@@ -483,6 +483,11 @@ def dream_ahead(handle: ModelHandle, image: ImageEntry, args: Mapping[str, Any])
     return cache.dream(handle.key, image.key, tuple(sorted(args.items())), handle, image.image)
 
 
+#: The Ideal images settings whose widgets start where :func:`painting_start` says (the others
+#: start at their :class:`Setting`'s default).
+PAINTING_START = ("fv_size", "fv_range", "fv_class")
+
+
 def painting_start(handle: ModelHandle, image: ImageEntry, layer: str, mode: str) -> dict[str, Any]:
     """Where the Ideal images widgets whose start depends on the mode, layer or photo start: the
     size, the gallery's filters and the class (the photo's top guess: the class the audience just
@@ -499,11 +504,11 @@ def painting_args(
     get: Callable[[str], Any], handle: ModelHandle, image: ImageEntry, layer: str, channel: int
 ) -> dict[str, Any]:
     """``vis_core.feature_visualization``'s arguments from the Ideal images page's settings
-    (``get``: a setting's value by widget key, None where not set): one place for the page and a
-    talk's warm-up."""
+    (``get``: a setting's value by widget key; None for one of :data:`PAINTING_START` not set):
+    one place for the page and a talk's warm-up."""
     from vis_core.optim import MAX_SIZE
 
-    mode = get("fv_mode") or "one filter"
+    mode = get("fv_mode")
     start = painting_start(handle, image, layer, mode)
 
     def value(key: str) -> Any:
@@ -512,18 +517,18 @@ def painting_args(
 
     args = dict(
         layer=layer,
-        steps=int(get("fv_steps") or 128),
+        steps=int(get("fv_steps")),
         size=min(int(value("fv_size")), MAX_SIZE),
-        seed=int(get("fv_seed") or 0),
-        fft=get("fv_fft") is not False,
-        decorrelate=get("fv_decorrelate") is not False,
-        transforms=get("fv_transforms") is not False,
+        seed=int(get("fv_seed")),
+        fft=bool(get("fv_fft")),
+        decorrelate=bool(get("fv_decorrelate")),
+        transforms=bool(get("fv_transforms")),
     )
     if mode == "gallery of filters":
         first, last = value("fv_range")
         return {**args, "channel": list(range(first, first + min(16, last - first + 1)))}
     if mode == "diverse images of one filter":
-        return {**args, "channel": channel, "diversity": int(get("fv_count") or 4)}
+        return {**args, "channel": channel, "diversity": int(get("fv_count"))}
     if mode == "a class":
         return {**args, "channel": int(value("fv_class")), "mode": "class"}
     return {**args, "channel": channel}
@@ -549,8 +554,10 @@ def painting_ahead(handle: ModelHandle, args: Mapping[str, Any]) -> vis_core.Fea
 
 
 def _feature_vis(view: View) -> None:
+    def get(key: str) -> Any:  # a setting the slide does not hold starts where its widget does
+        return view.values.get(key) if key in PAINTING_START else view.get(key)
+
     if view.handle.layers[view.layer].is_spatial:
-        get = view.values.get  # a setting the slide does not hold starts where its widget does
         painting_ahead(view.handle, painting_args(get, view.handle, view.image, view.layer, view.channel))
 
 
