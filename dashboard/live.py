@@ -111,11 +111,14 @@ def work(
     is shown on the page. When the last run was stopped, show the picture it had made
     (``so_far`` names it, ``note`` adds a remark, ``again`` is the button that starts over,
     ``file`` the download's name) and end the page there. Returns the latest finished outcome,
-    or None when there is none yet. ``ahead``: on a presented slide, what was made when the talk
-    started (:mod:`dashboard.settings`' warm-up), which is then the outcome; a None from it, or no
-    ``ahead``, and the page works as above.
+    or None when there is none yet. ``ahead``: what a presented slide shows, made when the talk
+    started (:mod:`dashboard.settings`' warm-up); asked only while presenting, and its result is
+    then the outcome. A None from it (past the work one request may use), or no ``ahead``, and the
+    page works as above.
     """
-    if ahead is not None and (value := ahead()) is not None:
+    from dashboard import talks  # (talks imports what imports this module)
+
+    if ahead is not None and talks.presenting() and (value := ahead()) is not None:
         return Outcome(value, dict(made_with or {}))
     if start:
         try:
@@ -164,7 +167,7 @@ def estimate(handle: vis_core.ModelHandle, work: float, reduce: str) -> bool:
             f"request may use here. Reduce {reduce}."
         )
         return False
-    from dashboard import talks  # (talks imports what imports this module)
+    from dashboard import talks
 
     if not talks.presenting():  # a slide's picture was made when the talk started: no wait to announce
         seconds = costs.seconds_for(handle, forward_backward=work)

@@ -453,6 +453,12 @@ def _atlas(view: View) -> None:
     _feature_maps(view)
 
 
+def _frozen(args: Mapping[str, Any]) -> tuple:
+    """Engine arguments as a cache key: their items in order, lists as tuples (``cache`` turns
+    them back into lists)."""
+    return tuple(sorted((key, tuple(value) if isinstance(value, list) else value) for key, value in args.items()))
+
+
 def dream_args(get: Callable[[str], Any], layer: str, channel: int) -> dict[str, Any]:
     """``vis_core.deep_dream``'s arguments from the Deep dream page's settings (``get``: a
     setting's value by its widget key): one place for the page and a talk's warm-up."""
@@ -480,7 +486,7 @@ def dream_ahead(handle: ModelHandle, image: ImageEntry, args: Mapping[str, Any])
     )
     if work > costs.MAX_WORK:
         return None
-    return cache.dream(handle.key, image.key, tuple(sorted(args.items())), handle, image.image)
+    return cache.dream(handle.key, image.key, _frozen(args), handle, image.image)
 
 
 #: The Ideal images settings whose widgets start where :func:`painting_start` says (the others
@@ -548,9 +554,7 @@ def painting_ahead(handle: ModelHandle, args: Mapping[str, Any]) -> vis_core.Fea
     request may use."""
     if painting_work(handle, args) > costs.MAX_WORK:
         return None
-    return cache.painting(
-        handle.key, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in args.items()), handle
-    )
+    return cache.painting(handle.key, _frozen(args), handle)
 
 
 def _feature_vis(view: View) -> None:
@@ -580,8 +584,7 @@ def rebuild_ahead(
     page's story from shallow to deep), or None without layers or past the work one request may use."""
     if not layers or args["steps"] * len(layers) > costs.MAX_WORK:
         return None
-    frozen = tuple(sorted(args.items()))
-    return cache.reconstructions(handle.key, image.key, tuple(layers), frozen, handle, image.image)
+    return cache.reconstructions(handle.key, image.key, tuple(layers), _frozen(args), handle, image.image)
 
 
 def _reconstruction(view: View) -> None:
@@ -593,6 +596,14 @@ def _reconstruction(view: View) -> None:
 def _deep_dream(view: View) -> None:
     if view.handle.layers[view.layer].is_spatial:
         dream_ahead(view.handle, view.image, dream_args(view.get, view.layer, view.channel))
+
+
+def quick_painting_ahead(handle: ModelHandle, layer: str, channel: int) -> vis_core.FeatureVisualization | None:
+    """The quick painting a presented One filter slide shows (made once, then cached), or None
+    past the work one request may use."""
+    if cache.quick_painting_work(handle) > costs.MAX_WORK:
+        return None
+    return cache.quick_painting(handle.key, layer, channel, handle)
 
 
 def _unit(view: View) -> None:
@@ -609,8 +620,8 @@ def _unit(view: View) -> None:
     unit = atlas.unit(layer, channel) if atlas is not None else None
     if unit is None or not unit.examples:
         cache.sample_patches(handle.key, layer, channel, handle)
-    if unit is None and cache.quick_painting_work(handle) <= costs.MAX_WORK:
-        cache.quick_painting(handle.key, layer, channel, handle)
+    if unit is None:
+        quick_painting_ahead(handle, layer, channel)
 
 
 WARM: dict[str, Callable[[View], None]] = {

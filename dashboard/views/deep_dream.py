@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import glossary, heading, live, settings, sidebar, state, talks
+from dashboard import glossary, heading, live, settings, sidebar, state
 from vis_core.dream import MAX_OCTAVES, MAX_SIDE, deep_dream, dream_size, dream_work
 
 selection = sidebar.current()
@@ -84,7 +84,7 @@ outcome = live.work(
     note=" (at the size of the octave it had reached)",
     again="Dream",
     file="deep-dream",
-    ahead=(lambda: settings.dream_ahead(handle, entry, args)) if talks.presenting() and allowed else None,
+    ahead=lambda: settings.dream_ahead(handle, entry, args),
 )
 if outcome is None:
     st.image(entry.image, width=480)

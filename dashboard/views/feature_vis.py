@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import escape, glossary, heading, live, settings, sidebar, state, talks
+from dashboard import escape, glossary, heading, live, settings, sidebar, state
 from vis_core.featurevis import feature_visualization
 
 selection = sidebar.current()
@@ -68,7 +68,7 @@ outcome = live.work(
     so_far="the painting",
     again="Render",
     file="featurevis",
-    ahead=(lambda: settings.painting_ahead(handle, args)) if talks.presenting() and allowed else None,
+    ahead=lambda: settings.painting_ahead(handle, args),
 )
 if outcome is None:
     st.caption("Press Render to paint.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cache, glossary, heading, live, settings, sidebar, state, talks
+from dashboard import cache, glossary, heading, live, settings, sidebar, state
 from vis_core.inversion import reconstruct
 
 selection = sidebar.current()
@@ -74,7 +74,7 @@ outcome = live.work(
     so_far="the reconstruction",
     again="a button",
     file="reconstruction",
-    ahead=(lambda: settings.rebuild_ahead(handle, entry, strip, args)) if talks.presenting() else None,
+    ahead=lambda: settings.rebuild_ahead(handle, entry, strip, args),
 )
 if outcome is None or not outcome.value:
     st.image(

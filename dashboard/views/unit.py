@@ -11,8 +11,20 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, live, sidebar, state, talks
-from vis_core import costs
+from dashboard import (
+    atlases,
+    cache,
+    escape,
+    figures,
+    glossary,
+    heading,
+    layer_choice,
+    live,
+    settings,
+    sidebar,
+    state,
+    talks,
+)
 from vis_core.featurevis import feature_visualization
 from vis_core.projection import crop, shared_focus
 
@@ -84,8 +96,7 @@ with looks:
         shown = st.session_state.get(state.UNIT_RENDER)
         if shown is not None and shown.made_with == made_with:
             st.image(shown.value.images[0], caption="its feature visualisation", width="stretch", clamp=True)
-        elif talks.presenting() and cache.quick_painting_work(handle) <= costs.MAX_WORK:  # painted ahead
-            painting = cache.quick_painting(handle.key, layer, channel, handle)
+        elif talks.presenting() and (painting := settings.quick_painting_ahead(handle, layer, channel)) is not None:
             st.image(painting.images[0], caption="its feature visualisation", width="stretch", clamp=True)
         else:
             stopped = live.partial("un_paint")

@@ -85,7 +85,7 @@ class Attribution:
         ``model_map`` was upsampled) shows the same picture from far fewer numbers."""
         if self.raw is None:
             return self.model_map
-        return scale(np.maximum(self.raw, 0)) if float(self.raw.max()) > 0 else np.zeros_like(self.raw)
+        return scale(np.maximum(self.raw, 0))  # all zeros stay zeros
 
 
 @dataclass(frozen=True)
