@@ -19,7 +19,7 @@ import pandas  # noqa: E402, F401 - see below
 import streamlit as st  # noqa: E402
 
 import vis_core  # noqa: E402
-from dashboard import escape, sidebar, talks  # noqa: E402
+from dashboard import escape, present, sidebar, talks  # noqa: E402
 
 vis_core.keep_freed_memory()  # once per server process (see vis_core.memory)
 # pandas is imported above, in every run, before any page builds a figure: Plotly checks for
@@ -65,7 +65,8 @@ PAGES = {
 }
 # Every page listed (none hides behind "View more"); none while presenting: the sidebar is hidden
 # then, and a slide change would still redraw the hidden list.
-navigation = st.navigation(PAGES, expanded=True, position="hidden" if talks.presenting() else "sidebar")
+navigation = st.navigation(PAGES, expanded=True, position="hidden" if present.presenting() else "sidebar")
+talks.style(st.empty())  # first in the main area, whatever the run draws after it
 sidebar.render()
 try:
     navigation.run()

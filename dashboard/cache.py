@@ -171,14 +171,14 @@ def quick_painting(model_key: str, layer: str, channel: int, _handle: ModelHandl
 @st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner="Dreaming…")
 def dream(model_key: str, image_key: str, args: tuple, _handle: ModelHandle, _image: Image.Image) -> vis_core.Dream:
     """A dream made ahead for a presented talk's Deep dream slide (``args``: the items of
-    ``settings.dream_args``), where no Dream button is shown."""
+    ``views.deep_dream.dream_args``), where no Dream button is shown."""
     return vis_core.deep_dream(_handle, _image, **dict(args))
 
 
 @st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner="Painting…")
 def painting(model_key: str, args: tuple, _handle: ModelHandle) -> vis_core.FeatureVisualization:
     """A feature visualisation made ahead for a presented talk's Ideal images slide (``args``:
-    the items of ``settings.painting_args``), where no Render button is shown."""
+    the items of ``views.feature_vis.painting_args``), where no Render button is shown."""
     return vis_core.feature_visualization(_handle, **{k: list(v) if isinstance(v, tuple) else v for k, v in args})
 
 
@@ -187,8 +187,14 @@ def reconstructions(
     model_key: str, image_key: str, layers: tuple[str, ...], args: tuple, _handle: ModelHandle, _image: Image.Image
 ) -> list[vis_core.Reconstruction]:
     """The photo rebuilt from each of ``layers``, made ahead for a presented talk's Rebuild the
-    photo slide (``args``: the items of ``settings.rebuild_args``), where no button is shown."""
+    photo slide (``args``: the items of ``views.reconstruction.rebuild_args``), where no button is shown."""
     return [vis_core.reconstruct(_handle, _image, layer=layer, **dict(args)) for layer in layers]
+
+
+def frozen(args: dict) -> tuple:
+    """Engine arguments as a cache key: their items in order, lists as tuples (the cached
+    functions turn them back into lists)."""
+    return tuple(sorted((key, tuple(value) if isinstance(value, list) else value) for key, value in args.items()))
 
 
 def clear() -> None:

@@ -6,9 +6,10 @@ shown is the one that responds most strongly to the photo, so the first map a vi
 something. The Layer menu names each block's depth in plain words (``features.10 · parts of
 objects``; :func:`vis_core.layers.depths`).
 
-A click on a tile of a grid (:func:`pick`, :func:`choose`) chooses that filter: the page runs
-after the sidebar, so the choice waits in ``state.PENDING_LAYER``/``PENDING_CHANNEL`` and
-:func:`controls` applies it before drawing the widgets in the next run.
+Whatever changes the layer and filter (a click on a tile, :func:`pick`, :func:`choose`; a link; a
+slide; the tour) asks for it with :func:`want`: the page runs after the sidebar, so the request
+waits in ``state.WANTED`` and :func:`controls` applies it, in one place, before drawing the
+widgets in the next run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import streamlit as st
 
 import vis_core
-from dashboard import glossary, state
+from dashboard import escape, glossary, state
 from vis_core import LayerInfo, ModelHandle
 from vis_core.layers import depths
 
@@ -88,24 +89,45 @@ def describe(handle: ModelHandle, layer: str) -> str:
     return " · ".join(part for part in (where, info.shape_text, info.type_name) if part)
 
 
-def _apply_pending(handle: ModelHandle, widget_key: str) -> None:
-    """A tile click's layer and filter, before the widgets exist (see the module docstring)."""
-    layer = st.session_state.pop(state.PENDING_LAYER, None)
-    channel = st.session_state.pop(state.PENDING_CHANNEL, None)
-    if layer is None or channel is None or layer not in handle.layers:
+def want(layer: str | None = None, channel: int | None = None) -> None:
+    """Ask for ``layer`` and filter ``channel`` in the sidebar (None: keep it), from the next run on.
+
+    The one way anything changes the sidebar's layer and filter (a tile click, a link, a slide, the
+    tour's "Explore this"): the request is applied in one place, by :func:`controls` before its
+    widgets are drawn, and checked there against the model in use."""
+    st.session_state[state.WANTED] = (layer, None if channel is None else int(channel))
+
+
+def _apply_wanted(handle: ModelHandle) -> None:
+    """The layer and filter asked for (:func:`want`), before the widgets exist; what does not fit
+    the model is named in a toast and the current choice stays."""
+    wanted = st.session_state.pop(state.WANTED, None)
+    if wanted is None:
         return
-    if not handle.layers[layer].is_block:
-        st.session_state[state.SHOW_SUBLAYERS] = True
-    st.session_state[state.LAYER] = layer
-    st.session_state[widget_key] = layer
-    if 0 <= channel < handle.layers[layer].channels:
-        st.session_state[state.CHANNEL] = channel
+    layer, channel = wanted
+    if layer is not None:
+        info = handle.layers.get(layer)
+        if info is None or not has_maps(info):
+            st.toast(escape.markdown(f"{handle.name} has no feature-map layer {layer!r}; showing a middle block."))
+            return
+        st.session_state[state.LAYER] = layer
+        if not info.is_block:
+            st.session_state[state.SHOW_SUBLAYERS] = True
+    if channel is not None:
+        shown = st.session_state.get(state.LAYER)
+        channels = handle.layers[shown if shown in handle.layers else default_layer(handle)].channels
+        if 0 <= channel < channels:
+            st.session_state[state.CHANNEL] = channel
+        else:
+            st.toast(
+                escape.markdown(f"Filter {channel} is not one of this layer's 0–{channels - 1}; showing filter 0.")
+            )
 
 
 def controls(handle: ModelHandle) -> tuple[str, int]:
     """Draw the sub-layer toggle, the Layer menu and the Filter number; return the layer and filter."""
     widget_key = state.layer_widget(handle.key)
-    _apply_pending(handle, widget_key)
+    _apply_wanted(handle)
     show_all = st.toggle(
         "Show sub-layers",
         key=state.SHOW_SUBLAYERS,
@@ -154,8 +176,7 @@ def controls(handle: ModelHandle) -> tuple[str, int]:
 def choose(layer: str, channel: int) -> None:
     """Choose ``layer`` and filter ``channel`` for the sidebar, from the next run on (a button's
     callback, or :func:`pick` followed by ``st.rerun``)."""
-    st.session_state[state.PENDING_LAYER] = layer
-    st.session_state[state.PENDING_CHANNEL] = int(channel)
+    want(layer, channel)
     st.session_state[state.PICKED] = (layer, int(channel))
 
 

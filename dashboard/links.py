@@ -21,7 +21,6 @@ import streamlit as st
 
 import vis_core
 from dashboard import escape, image_source, layer_choice, model_choice, own_weights, settings, state
-from vis_core import ModelHandle
 
 #: The sidebar's part of a link; the page's own settings follow (``settings.PAGES``).
 LINK_KEYS = ("model", "image", "layer", "filter")
@@ -96,17 +95,16 @@ def check(page: str, params: dict[str, str], *, strict: bool = False) -> Checked
 
 def stage(page: str, view: Checked, *, reset: bool) -> None:
     """Put a checked view into the session before the sidebar's widgets are drawn: the model and
-    photo now, the layer and filter once the model is loaded (:func:`apply_layer`), the page's
-    settings once ``page`` is the page being drawn (:func:`apply_settings`). With ``reset`` (a
+    photo now, the layer and filter as a request the sidebar applies once the model is loaded
+    (``layer_choice.want``), the page's settings once ``page`` is the page being drawn
+    (:func:`apply_settings`). With ``reset`` (a
     slide), the page's settings the view does not name go back to where the page starts."""
     if view.model is not None:
         st.session_state[state.MODEL_CHOICE] = view.model  # loaded with the usual checks
     if view.sample is not None:
         image_source.use_sample(view.sample)
-    if view.layer is not None:
-        st.session_state[state.LINK_LAYER] = view.layer
-    if view.channel is not None:
-        st.session_state[state.LINK_FILTER] = str(view.channel)
+    if view.layer is not None or view.channel is not None:
+        layer_choice.want(view.layer, view.channel)
     st.session_state[state.LINK_SETTINGS] = (page, dict(view.values), reset)
 
 
@@ -122,26 +120,6 @@ def read(page: str) -> None:
     for problem in view.problems:
         st.toast(escape.markdown(f"The link's {problem}: showing the usual default instead."))
     stage(page, view, reset=False)
-
-
-def apply_layer(handle: ModelHandle) -> None:
-    """Apply a link's layer and filter once the model is known (before their widgets exist)."""
-    layer = st.session_state.pop(state.LINK_LAYER, None)
-    if layer is not None:
-        info = handle.layers.get(layer)
-        if info is None or not layer_choice.has_maps(info):
-            st.toast(escape.markdown(f"{handle.name} has no feature-map layer {layer!r}; showing a middle block."))
-        else:
-            st.session_state[state.LAYER] = layer
-            if not info.is_block:
-                st.session_state[state.SHOW_SUBLAYERS] = True
-    text = st.session_state.pop(state.LINK_FILTER, None)
-    if text is not None:
-        channels = handle.layers[st.session_state.get(state.LAYER) or layer_choice.default_layer(handle)].channels
-        if re.fullmatch(r"[0-9]{1,7}", text) and int(text) < channels:  # ASCII digits: '²'.isdigit() is True
-            st.session_state[state.CHANNEL] = int(text)
-        else:
-            st.toast(escape.markdown(f"Filter {text!r} is not one of this layer's 0–{channels - 1}; showing filter 0."))
 
 
 def apply_settings(page: str) -> None:

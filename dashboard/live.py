@@ -23,7 +23,7 @@ import streamlit as st
 from PIL import Image
 
 import vis_core
-from dashboard import escape
+from dashboard import escape, present
 from vis_core import costs
 from vis_core.arrays import to_uint8
 
@@ -116,9 +116,8 @@ def work(
     then the outcome. A None from it (past the work one request may use), or no ``ahead``, and the
     page works as above.
     """
-    from dashboard import talks  # (talks imports what imports this module)
 
-    if ahead is not None and talks.presenting() and (value := ahead()) is not None:
+    if ahead is not None and present.presenting() and (value := ahead()) is not None:
         return Outcome(value, dict(made_with or {}))
     if start:
         try:
@@ -167,9 +166,8 @@ def estimate(handle: vis_core.ModelHandle, work: float, reduce: str) -> bool:
             f"request may use here. Reduce {reduce}."
         )
         return False
-    from dashboard import talks
 
-    if not talks.presenting():  # a slide's picture was made when the talk started: no wait to announce
+    if not present.presenting():  # a slide's picture was made when the talk started: no wait to announce
         seconds = costs.seconds_for(handle, forward_backward=work)
         st.caption(f"About {duration(seconds)} on this machine ({work:,.0f} passes of the network).")
     return True

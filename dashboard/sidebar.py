@@ -19,7 +19,19 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import vis_core
-from dashboard import escape, image_source, layer_choice, links, model_choice, own_weights, state, talks
+from dashboard import (
+    declare,
+    escape,
+    image_source,
+    layer_choice,
+    links,
+    model_choice,
+    own_weights,
+    present,
+    settings,
+    state,
+    talks,
+)
 from dashboard.image_source import ImageEntry
 from dashboard.model_choice import choose_model, run_models  # pages call these through the sidebar
 from vis_core import LayerInfo, ModelHandle
@@ -84,7 +96,7 @@ def render() -> Selection:
     talks.show_pending(page)  # presenting: the slide Next or Back asked for (may switch page)
     options = model_choice.settle()
     state.show_flash()
-    if talks.presenting():  # the slide's view; no sidebar (see talks.present_bar)
+    if present.presenting():  # the slide's view; no sidebar (see talks.present_bar)
         try:
             view = talks.present_bar()
         except vis_core.VisCoreError as exc:  # the slide's model cannot be loaded here now
@@ -98,7 +110,6 @@ def render() -> Selection:
     with st.sidebar:
         handle = model_choice.controls(options)
         image = image_source.controls()
-        links.apply_layer(handle)
         layer, channel = layer_choice.controls(handle)
         st.caption(
             "The address bar holds this view (page, model, photo, layer, filter and the page's settings): "
@@ -112,6 +123,7 @@ def render() -> Selection:
     links.apply_settings(page)  # before the page draws its widgets
     selection = Selection(handle, image, layer, channel)
     st.session_state[state.SELECTION] = selection
+    declare.current(settings.page(page))  # the page's settings for this selection, before any is drawn
     links.write(page, st.session_state[state.MODEL_NAME], image.key, layer, channel)
     return selection
 

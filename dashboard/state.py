@@ -44,12 +44,13 @@ CHANNEL = "channel_choice"
 #: What the sidebar selected in this run (a ``sidebar.Selection``).
 SELECTION = "selection"
 
+#: A layer and filter asked for (a tile, a link, a slide, the tour: ``layer_choice.want``),
+#: applied before the sidebar's widgets are drawn in the next run.
+WANTED = "_wanted"
+
 # -- the sidebar: links
 #: Set once the address bar's parameters were read (once per session).
 LINK_READ = "_link_read"
-#: A link's layer and filter, applied once the model is known.
-LINK_LAYER = "_link_layer"
-LINK_FILTER = "_link_filter"
 
 # -- talks and links that carry a page's own settings (issue #15: dashboard.talks, dashboard.settings)
 #: A staged view's page settings: (page, values by widget key, reset the others), applied when that page is drawn.
@@ -97,13 +98,9 @@ ATLAS_OUTCOME = "at_outcome"
 ATLAS_STAMP = "at_stamp"
 ATLAS_REDRAWN = "at_redrawn"
 
-# -- one place per unit and tile clicks (#15, "words"): a click on a tile of a grid chooses that
-#    layer and filter for the sidebar, applied by layer_choice before its widgets are drawn in the
-#    next run (a page runs after the sidebar, so it cannot set the Filter widget itself); the
-#    clicks already applied, per chart (a chart keeps its selection across reruns); the filter a
-#    click chose, for the "Everything about filter N" link; the One filter page's quick painting.
-PENDING_LAYER = "_pending_layer"
-PENDING_CHANNEL = "_pending_channel"
+# -- tile clicks (#15, "words"): the clicks already applied, per chart (a chart keeps its
+#    selection across reruns); the filter a click chose, for the "Everything about filter N"
+#    link; the One filter page's quick painting.
 CLICKS_SEEN = "_clicks_seen"
 PICKED = "_picked"
 UNIT_RENDER = "un_render"

@@ -31,11 +31,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
 import vis_core
-from dashboard import escape, heading, image_source, links, model_choice, settings, state
+from dashboard import escape, heading, image_source, links, model_choice, present, settings, state
 from dashboard.image_source import ImageEntry
 
 FORMAT = "inside-a-cnn talk"
@@ -288,7 +289,7 @@ def view_of(slide: Slide) -> settings.View:
     from dashboard import layer_choice
 
     layer = checked.layer or layer_choice.default_layer(handle)
-    return settings.View(slide.page, handle, image, layer, checked.channel or 0, checked.values)
+    return settings.view(slide.page, handle, image, layer, checked.channel or 0, checked.values)
 
 
 def warm_up(talk: Talk, progress: Callable[[int, int, Slide], None] | None = None) -> None:
@@ -307,16 +308,11 @@ def start(index: int = 0) -> None:
     st.session_state[state.TALK_PENDING] = index
 
 
-def presenting() -> bool:
-    talk = st.session_state.get(state.TALK)
-    return bool(st.session_state.get(state.TALK_PRESENTING)) and talk is not None and bool(talk.slides)
-
-
 def show_pending(page: str) -> None:
     """At the start of a run, before any widget: stage the slide Next, Back or Present asked for,
     and switch to its page (the page's settings are applied when that page is drawn)."""
     index = st.session_state.pop(state.TALK_PENDING, None)
-    if index is None or not presenting():
+    if index is None or not present.presenting():
         return
     slide = current().slides[min(index, len(current().slides) - 1)]
     view = links.check(slide.page, slide.params, strict=True)
@@ -349,28 +345,13 @@ def _whole() -> None:
     st.session_state[state.TALK_WHOLE] = not st.session_state.get(state.TALK_WHOLE)
 
 
-def folded() -> bool:
-    """Whether this run draws a presented slide's first screen only (see :func:`fold`)."""
-    return presenting() and not st.session_state.get(state.TALK_WHOLE)
-
-
-def fold() -> None:
-    """Where a page's first screen ends: its main picture and what explains it are above. A
-    presented slide stops here (the rest of the page is drawn when the presenter asks for the
-    whole page); anywhere else this does nothing."""
-    if folded():
-        st.caption("More on this page below: press **Whole page** (or W).")
-        st.stop()
-
-
 def _exit() -> None:
     """Back to the dashboard on the slide shown: its view goes into the sidebar, which was not
     drawn while presenting (its widgets start again from the staged values)."""
     slide = shown()
     links.stage(slide.page, links.check(slide.page, slide.params, strict=True), reset=True)
-    st.session_state[state.TALK_PRESENTING] = False
-    for key in (state.PENDING_LAYER, state.PENDING_CHANNEL):  # a tile clicked on a slide chose nothing
-        st.session_state.pop(key, None)
+    st.session_state[state.TALK_PRESENTING] = False  # (a tile clicked on a slide chose nothing: the slide's
+    # layer and filter replace what it asked for)
 
 
 #: Presenter mode: no sidebar, no header, no controls of the page in the main area (the slide
@@ -391,6 +372,14 @@ html {{ font-size: 19px; }}
 TITLED_CSS = f"<style>.st-key-{heading.KEY} {{ display: none; }}</style>"
 
 
+def style(slot: Any) -> None:
+    """Presenter mode's style, in ``slot``: the first element of the main area, so that the run
+    after Exit replaces it at once (drawn anywhere later, the presenter's large type stayed on
+    the page until the page had drawn that far)."""
+    if present.presenting():
+        slot.html(PRESENTER_CSS + (TITLED_CSS if shown().title else ""))
+
+
 def present_bar() -> settings.View:
     """Presenter mode's controls and the slide's title and note, above the page; returns the
     slide's view, which the page draws.
@@ -400,7 +389,6 @@ def present_bar() -> settings.View:
     which spares the browser a redraw of every sidebar widget at each slide change."""
     talk, index = current(), _index()
     slide = talk.slides[index]
-    st.html(PRESENTER_CSS + (TITLED_CSS if slide.title else ""))
     with st.container(key=BAR_KEY):
         back, where, forward, whole, leave = st.columns([1, 2, 1, 1, 1], vertical_alignment="center")
         back.button(

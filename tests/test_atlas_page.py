@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import vis_core
 from dashboard.state import ATLAS_JOB, ATLAS_LAYER, ATLAS_UNIT, CHANNEL, LAYER
 from tests.support import shown
-from tests.support.apptest import start
+from tests.support.apptest import setting, start
 
 ATLAS = "views/atlas.py"
 FEATURE_MAPS = "views/feature_maps.py"
@@ -72,8 +72,8 @@ def image_captions(at: AppTest) -> str:
 def test_the_grid_and_one_filter_large(with_atlas):
     at = start(ATLAS, **{CHANNEL: 0})
     assert at.title[0].value == "Atlas" and "What does each filter of this layer look for?" in at.markdown[0].value
-    assert at.selectbox(key=ATLAS_LAYER).value == LAYER_BUILT  # the sidebar's layer
-    assert "features.10 · 64 filters · in the atlas" in at.selectbox(key=ATLAS_LAYER).options
+    assert setting(at.selectbox, ATLAS_LAYER).value == LAYER_BUILT  # the sidebar's layer
+    assert "features.10 · 64 filters · in the atlas" in setting(at.selectbox, ATLAS_LAYER).options
     assert tiles(at) == list(range(32))  # page 1 of 2
     assert not any(b.key == "at_build" for b in at.button)  # nothing to build
     assert at.subheader[1].value == "Filter 0 of features.10"
@@ -93,7 +93,7 @@ def test_the_grid_and_one_filter_large(with_atlas):
     assert tiles(at) == list(range(32, 64))
     at.button(key="at_tile_40").click().run()  # a tile's button chooses it
     assert not at.exception
-    assert at.number_input(key=ATLAS_UNIT).value == 40
+    assert setting(at.number_input, ATLAS_UNIT).value == 40
     assert at.subheader[1].value == "Filter 40 of features.10"
 
 
@@ -112,9 +112,9 @@ def test_ordered_by_how_strongly_each_fires_on_the_photo(with_atlas):
 
 def test_the_page_follows_the_sidebar_and_its_filter(with_atlas):
     at = start(ATLAS, **{LAYER: LAYER_BUILT, CHANNEL: 5})
-    assert at.number_input(key=ATLAS_UNIT).value == 5
+    assert setting(at.number_input, ATLAS_UNIT).value == 5
     at = start(ATLAS, **{LAYER: "features.2"})  # not in the atlas: offered to build
-    assert at.selectbox(key=ATLAS_LAYER).value == "features.2"
+    assert setting(at.selectbox, ATLAS_LAYER).value == "features.2"
     assert any(b.label == "Build the atlas of features.2" for b in at.button)
     assert "this model's atlas settings: 4 steps at 32 px" in captions(at)  # one atlas, one set of settings
     assert not tiles(at)
@@ -134,6 +134,15 @@ def test_a_model_without_an_atlas_builds_one_from_the_page(without_atlas):
     assert any("The atlas of features.1 is built: 16 filters" in text for text in said), said
     assert tiles(at) == list(range(16))
     assert images(at) == 16 + 1 + 2
+    # the layer menu tells the news, and its value stays an id (#23: it said "no atlas yet" and the
+    # link carried "features.1-16-filters-no-atlas-yet")
+    menu = next(box for box in at.selectbox if str(box.key).startswith(ATLAS_LAYER))
+    assert menu.value == "features.1" and at.session_state[ATLAS_LAYER] == "features.1"
+    assert "features.1 · 16 filters · in the atlas" in menu.options
+    assert at.query_params["atlas_layer"] == "features.1"
+    at.run()  # and again, once the label it was drawn with has changed
+    assert at.session_state[ATLAS_LAYER] == "features.1" and at.query_params["atlas_layer"] == "features.1"
+    assert "features.1 has no atlas yet" not in " ".join(m.value for m in at.markdown)
     atlas = vis_core.open_atlas(vis_core.atlas_path(vis_core.load_model()))
     assert atlas.channels("features.1") == list(range(16)) and atlas.settings["top_k"] == 2
 

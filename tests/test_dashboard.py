@@ -33,7 +33,7 @@ from dashboard.state import (
     SHOW_SUBLAYERS,
 )
 from tests.support import shown
-from tests.support.apptest import APP, TIMEOUT, start
+from tests.support.apptest import APP, TIMEOUT, setting, start
 
 FEATURE_MAPS = "views/feature_maps.py"
 
@@ -64,7 +64,7 @@ def test_overview_page():
     assert "features.10" in set(table["name"]) and len(table) > 150
     assert table.set_index("name").loc["features.10", "output shape"] == "64×14×14"
     assert not at.error
-    at.toggle(key="overview_blocks_only").set_value(True).run()
+    setting(at.toggle, "overview_blocks_only").set_value(True).run()
     assert len(at.dataframe[0].value) == 21
 
 
@@ -113,7 +113,7 @@ def test_feature_maps_paging_for_large_maps():
 
 def test_top_n_mode():
     at = start(FEATURE_MAPS, fm_show="Top-N by max", **{LAYER: "features.14"})
-    assert at.slider(key="fm_top_n").value == 16
+    assert setting(at.slider, "fm_top_n").value == 16
     assert "16 filters with the highest max activation" in " ".join(c.value for c in at.caption)
 
 
@@ -203,16 +203,19 @@ LAB = "views/training_lab.py"
 def test_filters_page_kinds():
     at = start(FILTERS)  # sidebar layer features.10: its three convolutions are offered
     assert at.title[0].value == "Filters"
-    assert at.selectbox(key=FILTERS_LAYER).options == [
+    assert setting(at.selectbox, FILTERS_LAYER).options == [
         "features.10.conv.0.0 · 384×14×14",
         "features.10.conv.1.0 · 384×14×14",
-        "features.10.conv.2 · 64×14×14",
+        "features.10.conv.2 · 64×14×14 · the sidebar's filters",
     ]
+    # one numbering: the page starts at the convolution whose filters are the sidebar's 0-63
+    assert at.session_state[FILTERS_LAYER] == "features.10.conv.2"
+    at = start(FILTERS, **{FILTERS_LAYER: "features.10.conv.0.0"})
     assert "filters × input channels" in chart_titles(at)  # the 1x1 expansion is a matrix
     at = start(FILTERS, **{LAYER: "features.0", CHANNEL: 5})
     assert [json.loads(c.proto.spec)["data"][0]["type"] for c in charts(at)] == ["image", "heatmap", "histogram", "bar"]
     assert any("Filter 5, channel by channel" in h.value for h in at.subheader)
-    at.sidebar.radio(key="fl_norm").set_value("whole layer").run()
+    setting(at.sidebar.radio, "fl_norm").set_value("whole layer").run()
     assert not at.exception
     at = start(FILTERS, **{FILTERS_LAYER: "features.10.conv.1.0"})
     assert "depthwise" in at.info[0].value and len(charts(at)) == 3
@@ -241,7 +244,7 @@ def test_training_lab_trains_and_shows_the_run(runs_dir):
     at.run()
     assert not at.exception
     assert any("apptest-run finished" in shown(s.value) for s in at.success)
-    assert at.selectbox(key=LAB_RUN).value == "apptest-run"
+    assert setting(at.selectbox, LAB_RUN).value == "apptest-run"
     assert [m.label for m in at.metric][:3] == ["Test accuracy", "Epochs", "Snapshots"]
     assert at.metric[2].value == "3"
     spec = chart_titles(at)
@@ -300,8 +303,8 @@ def test_activation_maps_page():
     at = start(ACTIVATION_MAPS)
     assert at.title[0].value == "Where it looked"
     assert any("activation / attribution maps" in m.value for m in at.main.markdown)
-    assert at.sidebar.selectbox(key="am_method").value == "gradcam"
-    assert at.sidebar.selectbox(key="am_layer").value == "features.18"
+    assert setting(at.sidebar.selectbox, "am_method").value == "gradcam"
+    assert setting(at.sidebar.selectbox, "am_layer").value == "features.18"
     spec = chart_titles(at)
     assert "Grad-CAM for 'Egyptian cat' at features.18" in spec
     for label in ("Layer-CAM", "Saliency (gradient)", "Guided backprop"):

@@ -17,8 +17,8 @@ import vis_core
 from dashboard import glossary
 from dashboard.figures import channel_mosaic, rgb_mosaic
 from dashboard.layer_choice import clearest_channel, clicked_channel
-from dashboard.state import CHANNEL, LAYER, PENDING_CHANNEL, PENDING_LAYER, PICKED
-from tests.support.apptest import start
+from dashboard.state import CHANNEL, LAYER, PICKED, WANTED
+from tests.support.apptest import setting, start
 from vis_core import ModelHandle
 from vis_core.layers import ANSWER_STAGE, STAGES, depths
 
@@ -171,9 +171,9 @@ def test_signed_maps_are_centred_on_zero_and_said_to_be():
 
 def test_ideal_images_paint_the_photos_top_guess_by_default():
     at = start("views/feature_vis.py", fv_mode="a class")
-    assert at.sidebar.selectbox(key="fv_class").value == 285  # Egyptian cat, chelsea's top guess
+    assert setting(at.sidebar.selectbox, "fv_class").value == 285  # Egyptian cat, chelsea's top guess
     at = start("views/feature_vis.py", fv_mode="a class", sample_choice="coffee")
-    assert at.sidebar.selectbox(key="fv_class").value == 967  # espresso
+    assert setting(at.sidebar.selectbox, "fv_class").value == 967  # espresso
 
 
 # ----------------------------------------------------------------------------- clicks
@@ -197,7 +197,7 @@ def test_every_tile_of_a_grid_carries_its_channel_for_a_click():
 
 def test_a_chosen_tile_becomes_the_sidebars_filter_before_its_widgets_are_drawn():
     """What a click leaves for the next run (layer_choice.choose): the sidebar applies it."""
-    at = start(FEATURE_MAPS, **{PENDING_LAYER: "features.4", PENDING_CHANNEL: 7, PICKED: ("features.4", 7)})
+    at = start(FEATURE_MAPS, **{WANTED: ("features.4", 7), PICKED: ("features.4", 7)})
     assert at.session_state[LAYER] == "features.4" and at.sidebar.number_input(key=CHANNEL).value == 7
     layer_box = next(box for box in at.sidebar.selectbox if box.label == "Layer")
     assert layer_box.value == "features.4"

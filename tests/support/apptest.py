@@ -40,3 +40,12 @@ def start(page: str | None = None, **state) -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def setting(widgets, key: str):
+    """The widget of a page's setting ``key`` among ``widgets`` (``at.selectbox``...): a setting's
+    widget is drawn under ``key@<its offer>`` (``dashboard.declare``)."""
+    for widget in widgets:
+        if widget.key is not None and widget.key.split("@")[0] == key:
+            return widget
+    raise KeyError(key)
