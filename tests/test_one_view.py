@@ -139,6 +139,36 @@ def same_view(at: AppTest, again: AppTest, page: str) -> bool:
 
 # --------------------------------------------------------------------------- the state machine
 PAGES = list(page_settings.PAGES)
+#: The models a viewer switches between: the default, a lab run, and own weights (set in
+#: :func:`models`, once for the module).
+MODELS: list[str] = []
+OWN: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def models(tmp_path_factory):
+    """A small lab run (two epochs of the notebook's CNN on the digits) in this module's runs
+    folder, and an own model: ResNet-18's architecture with a state_dict of 7 classes."""
+    import torch
+    import torchvision
+
+    from dashboard.cache import RUN_PREFIX
+    from dashboard.own_weights import OWN_PREFIX
+    from vis_core import datasets, training
+
+    runs = tmp_path_factory.mktemp("runs")
+    environment = pytest.MonkeyPatch()
+    environment.setenv("VIS_CORE_RUNS", str(runs))
+    training.train("digits", "notebook", epochs=1, seed=0, out=runs / "digits-1", data=datasets.load_dataset("digits"))
+    weights = tmp_path_factory.mktemp("weights") / "seven.pt"
+    torch.save(torchvision.models.resnet18(weights=None, num_classes=7).state_dict(), weights)
+    own = f"{OWN_PREFIX}resnet18 (seven.pt)"
+    OWN[own] = vis_core.load_model("resnet18", weights=weights, input_size=96)
+    MODELS[:] = [vis_core.DEFAULT_MODEL, RUN_PREFIX + "digits-1", own]
+    yield
+    environment.undo()
+    MODELS.clear()
+    OWN.clear()
 SAMPLES = vis_core.sample_names()[:4]
 #: A class name with its share, as menus and captions show it: "Egyptian cat (71%)".
 PERCENT = re.compile(r"([A-Za-z][^()\n]*?) \((\d+)%\)")
@@ -163,6 +193,19 @@ class Viewer(RuleBasedStateMachine):
         self.chosen_class = False
 
     # ------------------------------------------------------------------ rules
+    @precondition(lambda self: not self.presenting)
+    @rule(which=st.integers(0, 2))
+    def change_model(self, which: int) -> None:
+        """The Model menu: the default model, a lab run, or this session's own weights."""
+        from dashboard.state import OWN_MODELS, PENDING_MODEL
+
+        name = MODELS[which]
+        if name in OWN:
+            self.at.session_state[OWN_MODELS] = dict(OWN)  # what "Load my model" keeps for the session
+        self.at.session_state[PENDING_MODEL] = name  # as a page's "use this model" does (AppTest cannot pick
+        self.at.run()  # a menu option by a label that differs from its value)
+        self.chosen_class = False  # another model's classes: the class explained starts again
+
     @precondition(lambda self: not self.presenting)
     @rule(name=st.sampled_from(SAMPLES))
     def change_photo(self, name: str) -> None:
