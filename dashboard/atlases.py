@@ -1,5 +1,6 @@
-"""The model's atlas, for every page: find it, and show one filter's entry small; and, for a model
-without one, a filter's strongest patches of the bundled sample photos (:func:`sample_pass`).
+"""The model's atlas, for every page: find it, and show one filter's entry small (a model without
+one gets a filter's strongest patches of the bundled sample photos from the engine:
+``vis_core.atlas.samples``).
 
 An atlas (``vis_core.build_atlas``) lives in one folder per model, ``vis_core.atlas_path(handle)``.
 :func:`find` opens it through :func:`dashboard.cache.atlas`, keyed by the folder and the newest
@@ -11,33 +12,16 @@ entry beside their map (Feature maps, Projection) show nothing and do not wait.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 import vis_core
 from dashboard import cache, escape
 from vis_core import ModelHandle
-from vis_core.atlas.collection import resolve
-from vis_core.atlas.examples import BATCH, PassState, Patcher, run_batch
 
 #: Dataset examples shown beside a map on the other pages (the Atlas page shows them all).
 EXAMPLES_BESIDE_A_MAP = 3
-#: Patches kept per filter when they come from the sample photos (at most one per photo).
-SAMPLE_TOP_K = 5
-
-
-@dataclass(frozen=True)
-class Patch:
-    """A filter's strongest response on one photo: the photo's name, the activation, where in the
-    layer's map (``(y, x)``) and the patch of the photo that position sees (``(h, w, 3)`` uint8)."""
-
-    source: str
-    activation: float
-    position: tuple[int, int]
-    patch: np.ndarray
 
 
 def stamp(path: Path) -> int | None:
@@ -93,24 +77,3 @@ def show_entry(handle: ModelHandle, layer: str, channel: int) -> None:
     pictures = [unit.render] + [example.patch for example in unit.examples[:EXAMPLES_BESIDE_A_MAP]]
     captions = ["its feature visualisation"] + [example_caption(e) for e in unit.examples[:EXAMPLES_BESIDE_A_MAP]]
     st.image(pictures, caption=captions, width=96, clamp=True)
-
-
-def sample_pass(handle: ModelHandle, layer: str, top_k: int = SAMPLE_TOP_K) -> tuple[Patcher, PassState]:
-    """The atlas's collection pass over the bundled sample photos for one layer, in memory: every
-    filter's top ``top_k`` photos (at most one patch per photo), and the patch cutter. The same
-    code as an atlas build (``vis_core.atlas.examples``), without a store."""
-    collection = resolve("sample")
-    channels, height, width = handle.layers[layer].output_shape
-    state = PassState(channels, top_k, height * width)
-    for first in range(0, len(collection.refs), BATCH):
-        state.update(run_batch(handle, collection.refs[first : first + BATCH], first, [layer]), layer)
-    return Patcher(handle, collection.refs), state
-
-
-def sample_patches(patcher: Patcher, state: PassState, layer: str, channel: int) -> list[Patch]:
-    """One filter's strongest patches of the sample photos, strongest first."""
-    examples, patches = patcher.examples(layer, channel, state)
-    return [
-        Patch(example["source"], float(example["activation"]), tuple(example["position"]), patch)
-        for example, patch in zip(examples, patches)
-    ]

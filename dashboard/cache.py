@@ -26,9 +26,9 @@ import streamlit as st
 from PIL import Image
 
 import vis_core
-from dashboard import refine
 from vis_core import FeatureMaps, ModelHandle, Prediction, evolution
 from vis_core import runs as lab
+from vis_core.atlas import samples
 from vis_core.filters import Filters, filters
 
 TTL_SECONDS = 3600
@@ -133,19 +133,17 @@ def atlas(path: str, modified_ns: int, model_key: str, _handle: ModelHandle) -> 
 @st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner="Running the sample photos through the network…")
 def sample_pass(model_key: str, layer: str, _handle: ModelHandle):
     """Every filter's strongest sample photos at one layer, and the patch cutter
-    (``dashboard.atlases.sample_pass``): one pass serves every filter of the layer."""
-    from dashboard import atlases
+    (``vis_core.atlas.samples.sample_pass``): one pass serves every filter of the layer."""
 
-    return atlases.sample_pass(_handle, layer)
+    return samples.sample_pass(_handle, layer)
 
 
 @st.cache_data(max_entries=64, ttl=TTL_SECONDS, show_spinner="Cutting the photo patches…")
 def sample_patches(model_key: str, layer: str, channel: int, _handle: ModelHandle):
     """One filter's strongest patches of the sample photos, for a model without an atlas."""
-    from dashboard import atlases
 
     patcher, state = sample_pass(model_key, layer, _handle)
-    return atlases.sample_patches(patcher, state, layer, channel)
+    return samples.sample_patches(patcher, state, layer, channel)
 
 
 #: One filter's quick painting (the One filter page): small and short, so it takes about a second
@@ -195,16 +193,6 @@ def frozen(args: dict) -> tuple:
     """Engine arguments as a cache key: their items in order, lists as tuples (the cached
     functions turn them back into lists)."""
     return tuple(sorted((key, tuple(value) if isinstance(value, list) else value) for key, value in args.items()))
-
-
-def clear() -> None:
-    """Empty every cache, and stop and forget the maps being refined and the tour's pictures."""
-    from dashboard import tour  # the tour's pictures are prepared through this module's caches
-
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    refine.clear()
-    tour.clear()
 
 
 @st.cache_data(max_entries=128, ttl=TTL_SECONDS, show_spinner="Computing the map…")

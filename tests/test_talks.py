@@ -334,7 +334,7 @@ def test_outside_presenter_mode_the_fold_draws_the_whole_page():
 
 
 def test_a_one_filter_slide_is_painted_ahead_and_drawn_from_the_caches(monkeypatch):
-    import dashboard.atlases
+    import vis_core.atlas.samples
 
     view = {"model": "mobilenet_v2", "image": "chelsea", "layer": "features.10", "filter": "27"}
     talk = talks.Talk([talks.Slide("unit", view, "One unit"), talks.Slide("overview", view, "The photo")])
@@ -342,7 +342,7 @@ def test_a_one_filter_slide_is_painted_ahead_and_drawn_from_the_caches(monkeypat
     at.button(key="talk_present").click().run()  # computes every slide ahead
     assert not at.exception, at.exception
     calls = engine_calls(monkeypatch)
-    for owner, name in ((vis_core, "feature_visualization"), (dashboard.atlases, "sample_pass")):
+    for owner, name in ((vis_core, "feature_visualization"), (vis_core.atlas.samples, "sample_pass")):
         original = getattr(owner, name)
         monkeypatch.setattr(owner, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
     at.switch_page("views/unit.py").run()  # where Present's switch_page goes

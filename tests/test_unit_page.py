@@ -69,10 +69,10 @@ def test_the_four_things_about_a_filter_without_an_atlas(handle, cat):
 
 
 def test_the_patches_are_the_atlas_collection_code_over_the_sample_photos(handle):
-    from dashboard import atlases
+    from vis_core.atlas import samples
 
-    patcher, state = atlases.sample_pass(handle, LAYER_SHOWN)
-    patches = atlases.sample_patches(patcher, state, LAYER_SHOWN, FILTER)
+    patcher, state = samples.sample_pass(handle, LAYER_SHOWN)
+    patches = samples.sample_patches(patcher, state, LAYER_SHOWN, FILTER)
     activations = [patch.activation for patch in patches]
     assert activations == sorted(activations, reverse=True) and len({p.source for p in patches}) == len(patches)
     for patch in patches:
