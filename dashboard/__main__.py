@@ -27,7 +27,8 @@ def warm_up() -> None:
     quiet.setLevel(logging.ERROR)
     try:
         import vis_core
-        from dashboard import cache, image_source
+        from dashboard.data import cache
+        from dashboard.sidebar import image_source
 
         handle = cache.model(cache.trusted_model() or vis_core.DEFAULT_MODEL)
         sample = vis_core.sample_names()[0]

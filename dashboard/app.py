@@ -2,8 +2,8 @@
 
 Sets up the page, draws the sidebar shared by every page (model, image, layer, filter) and
 runs the page chosen in the navigation. Pages stay thin: they take the selection with
-``sidebar.current()``, read their own controls, call one engine function through
-``dashboard.cache``, and draw the result.
+``shell.current()``, read their own controls, call one engine function through
+``dashboard.data.cache``, and draw the result.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import pandas  # noqa: E402, F401 - see below
 import streamlit as st  # noqa: E402
 
 import vis_core  # noqa: E402
-from dashboard import escape, present, sidebar, talks  # noqa: E402
+from dashboard import shell  # noqa: E402
+from dashboard.share import present, talks  # noqa: E402
+from dashboard.words import escape  # noqa: E402
 
 vis_core.keep_freed_memory()  # once per server process (see vis_core.memory)
 # pandas is imported above, in every run, before any page builds a figure: Plotly checks for
@@ -67,7 +69,7 @@ PAGES = {
 # then, and a slide change would still redraw the hidden list.
 navigation = st.navigation(PAGES, expanded=True, position="hidden" if present.presenting() else "sidebar")
 talks.style(st.empty())  # first in the main area, whatever the run draws after it
-sidebar.render()
+shell.render()
 try:
     navigation.run()
 except vis_core.VisCoreError as exc:  # one place for every page: an engine error is a message, never a traceback

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import escape
+from dashboard.words import escape
 
 # -- the sidebar: model
 #: The model in use: a name the sidebar checked and loaded.
@@ -52,7 +52,7 @@ WANTED = "_wanted"
 #: Set once the address bar's parameters were read (once per session).
 LINK_READ = "_link_read"
 
-# -- talks and links that carry a page's own settings (issue #15: dashboard.talks, dashboard.settings)
+# -- talks and links that carry a page's own settings (issue #15: dashboard.share.talks, dashboard.share.settings)
 #: A staged view's page settings: (page, values by widget key, reset the others), applied when that page is drawn.
 LINK_SETTINGS = "_link_settings"
 #: This session's talk (a ``talks.Talk``).
@@ -105,7 +105,7 @@ CLICKS_SEEN = "_clicks_seen"
 PICKED = "_picked"
 UNIT_RENDER = "un_render"
 
-# -- the tour (#15): the step shown (0-based index into dashboard.tour.STEPS), kept when a visitor
+# -- the tour (#15): the step shown (0-based index into dashboard.work.story.STEPS), kept when a visitor
 #    explores a step on its full page and comes back.
 TOUR_STEP = "tour_step"
 

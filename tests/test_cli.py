@@ -242,7 +242,7 @@ def test_dream_featurevis_invert(capsys, tmp_path):
 
 def test_a_run_trained_from_the_cli_is_in_the_dashboards_runs_folder(capsys, tmp_path, monkeypatch):
     """One place decides the runs folder: a run named on the command line is a model in the sidebar."""
-    from dashboard import cache
+    from dashboard.data import cache
 
     monkeypatch.setenv("VIS_CORE_RUNS", str(tmp_path))
     code, stdout, _ = run_cli(capsys, "train", "--epochs", "1", "--arch", "tinyvgg", "--out", "cli-run", "--json")

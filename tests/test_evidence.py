@@ -175,7 +175,7 @@ def test_the_page_shows_a_quick_version_first_then_the_exact_one(monkeypatch):
     the exact ones replace them (a stand-in for the engine holds the exact stage until released)."""
     import threading
 
-    from dashboard import refine
+    from dashboard.work import refine
     from vis_core import metrics
 
     release = threading.Event()
@@ -198,7 +198,7 @@ def test_the_page_shows_a_quick_version_first_then_the_exact_one(monkeypatch):
     assert f"r ≥ {metrics.FIRST_AGREEMENT:.2f}" in captions
     assert "Beat the random map" in json.dumps([json.loads(c.proto.spec) for c in at.get("plotly_chart")])
     release.set()
-    (work,) = [w for k, w in refine._ALL.items() if k[0] == "faithfulness"]
+    (work,) = [w for k, w in refine._SHELF._items.items() if k[0] == "faithfulness"]
     work.thread.join(120)
     at.run()
     assert work.done and not at.exception

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import vis_core
-from dashboard import refine
+from dashboard.work import refine
 from vis_core import costs
 from vis_core.attribution import METHODS, attribute_stages
 from vis_core.errors import ParameterError

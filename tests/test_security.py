@@ -71,7 +71,7 @@ def test_a_spoofed_model_widget_imports_nothing(tmp_path, monkeypatch):
 
 def test_no_name_reaches_an_import(tmp_path, monkeypatch):
     """The root: a model name never imports code; the allow-list refuses before loading."""
-    from dashboard import cache
+    from dashboard.data import cache
 
     canary = tmp_path / "canary.txt"
     monkeypatch.setenv("VIS_CORE_TEST_CANARY", str(canary))
@@ -109,7 +109,7 @@ def test_the_cli_reports_bad_factories_on_one_line(capsys, tmp_path):
 
 # ------------------------------------------------------------- 2. own models keyed
 def test_own_models_with_other_labels_or_size_never_share_a_cache(tmp_path):
-    from dashboard import cache
+    from dashboard.data import cache
 
     torch.manual_seed(0)
     path = tmp_path / "mine.pt"
@@ -127,14 +127,14 @@ def test_a_session_keeps_a_bounded_number_of_own_models():
     def script():
         import streamlit as st
 
-        from dashboard import own_weights
+        from dashboard.sidebar import own_weights
 
         for index in range(5):
             own_weights._keep_own(f"own:model {index}", object())
         st.write(" ".join(own_weights.own_models()))
 
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
-    from dashboard.own_weights import MAX_OWN_MODELS
+    from dashboard.sidebar.own_weights import MAX_OWN_MODELS
 
     assert at.markdown[0].value.split("own:model ")[1:] == [f"{i} " for i in range(5 - MAX_OWN_MODELS, 4)] + ["4"]
 
@@ -152,7 +152,7 @@ def test_uploaded_files_leave_nothing_on_disk(tmp_path, monkeypatch):
 
         import streamlit as st
 
-        from dashboard import own_weights
+        from dashboard.sidebar import own_weights
 
         class Upload:
             def __init__(self, name, data):
@@ -174,7 +174,7 @@ def test_uploaded_files_leave_nothing_on_disk(tmp_path, monkeypatch):
 def test_user_text_is_shown_as_text():
     from markdown_it import MarkdownIt
 
-    from dashboard import escape
+    from dashboard.words import escape
 
     attacks = [
         "[Session expired - log in](https://evil.example/login)",
@@ -380,11 +380,12 @@ def test_a_damaged_run_breaks_no_page(runs_with_a_damaged_one):
 def test_the_server_upload_limit_is_the_largest_widget_limit():
     import tomllib
 
-    from dashboard import own_weights, sidebar
+    from dashboard import shell
+    from dashboard.sidebar import own_weights
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] == max(sidebar.UPLOAD_LIMITS_MB.values()) == own_weights.MAX_WEIGHTS_MB
+    assert config["server"]["maxUploadSize"] == max(shell.UPLOAD_LIMITS_MB.values()) == own_weights.MAX_WEIGHTS_MB
     assert own_weights.MAX_WEIGHTS_MB * 2**20 > 14 * 2**20  # MobileNetV2's own checkpoint fits
     source = "".join(path.read_text() for path in sorted((ROOT / "dashboard").rglob("*.py")))
-    assert source.count("st.file_uploader(") == source.count("max_upload_size=") == len(sidebar.UPLOAD_LIMITS_MB) == 4
+    assert source.count("st.file_uploader(") == source.count("max_upload_size=") == len(shell.UPLOAD_LIMITS_MB) == 4
     assert np.isclose(vis_core.MAX_BYTES / 2**20, 40)  # the engine's own cap on an image stays above the widget's

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 import vis_core
-from dashboard import figures, tour
+from dashboard import figures
 from dashboard.state import CHANNEL, FAITHFULNESS_ON, FILTERS_LAYER, LAYER, SELECTION, TOUR_STEP
+from dashboard.work import story
 from tests.support import shown
 from tests.support.apptest import start
 from vis_core.filters import filters
@@ -56,8 +57,8 @@ def strongest(array: np.ndarray) -> int:
     return int(np.argmax(array.reshape(array.shape[0], -1).max(axis=1)))
 
 
-def the_preparation() -> tour.Preparation:
-    (preparation,) = tour._ALL.values()
+def the_preparation() -> story.Preparation:
+    (preparation,) = story._SHELF._items.values()
     return preparation
 
 
@@ -70,7 +71,7 @@ def next_step(at):
 def test_every_step_draws_the_engines_numbers(handle, cat):
     at = start(TOUR)
     preparation = the_preparation()
-    assert preparation.tasks == list(tour.TASKS)  # no atlas: the filter's picture is painted too
+    assert preparation.tasks == list(story.TASKS)  # no atlas: the filter's picture is painted too
     maps = vis_core.feature_maps(handle, cat)
 
     # 1: the model's view and its five guesses
@@ -101,13 +102,13 @@ def test_every_step_draws_the_engines_numbers(handle, cat):
     assert "features.10 · filter 27" in texts(at)
 
     # 4: one filter: where it fires (its map) and what it looks for (painted in the background)
-    assert preparation.wait(tour.RENDER, PREPARED), preparation.errors
+    assert preparation.wait(story.RENDER, PREPARED), preparation.errors
     next_step(at)
     assert at.title[0].value == "One filter up close"
     (where,) = specs(at)
     assert np.allclose(heatmap(where), maps.activations["features.10"][27])
     assert [picture.caption for picture in images(at)] == ["What it looks for"]
-    render = preparation.results[tour.RENDER]
+    render = preparation.results[story.RENDER]
     assert (render.layer, render.channels, render.image.shape) == ("features.10", (27,), (128, 128, 3))
 
     # 5: Grad-CAM for the top class, the same map as the engine's
@@ -118,21 +119,21 @@ def test_every_step_draws_the_engines_numbers(handle, cat):
     assert "'Egyptian cat'" in cam["layout"]["title"]["text"]
 
     # 6: deletion and insertion curves beside a random map, and one plain verdict
-    assert preparation.wait(tour.TRUST, PREPARED), preparation.errors
+    assert preparation.wait(story.TRUST, PREPARED), preparation.errors
     next_step(at)
-    report = preparation.results[tour.TRUST]
+    report = preparation.results[story.TRUST]
     assert report.target == 285 and [curve.method for curve in report.curves] == ["gradcam"]
     (curves,) = specs(at)
     plotted = [values(trace["y"]) for trace in curves["data"]]
     assert any(np.allclose(line, report.curves[0].deletion) for line in plotted)
     assert any(np.allclose(line, report.random.deletion) for line in plotted)
-    assert tour.trust_verdict(report)[1] in texts(at)
+    assert story.trust_verdict(report)[1] in texts(at)
 
     # 7: the dream, beside the photo
-    assert preparation.wait(tour.DREAM, PREPARED), preparation.errors
+    assert preparation.wait(story.DREAM, PREPARED), preparation.errors
     next_step(at)
     assert at.title[0].value == "A dream"
-    dream = preparation.results[tour.DREAM]
+    dream = preparation.results[story.DREAM]
     assert dream.layer == "features.10" and dream.image.shape == (224, 224, 3)
     assert [picture.caption for picture in images(at)] == ["The photo", "The dream (3 scales × 5 steps)"]
     assert not at.error and not at.warning
@@ -146,7 +147,7 @@ def test_back_and_next_move_and_stop_at_the_ends():
     assert at.session_state[TOUR_STEP] == 2 and at.title[0].value == "From simple to abstract"
     at.button(key="tour_back").click().run()
     assert at.session_state[TOUR_STEP] == 1 and at.title[0].value == "The first layer's filters"
-    last = len(tour.STEPS) - 1
+    last = len(story.STEPS) - 1
     at = start(TOUR, **{TOUR_STEP: last})
     assert at.button(key="tour_next").disabled and not at.button(key="tour_back").disabled  # (keys too)
     assert at.title[0].value == "A dream"
@@ -163,12 +164,12 @@ def test_a_step_not_ready_says_so_and_draws_when_ready(monkeypatch):
         release.wait(60)
         return vis_core.feature_visualization(handle, layer=plan.unit[0], channel=plan.unit[1], steps=2, size=32)
 
-    monkeypatch.setitem(tour._RUNNERS, tour.RENDER, slow_render)
+    monkeypatch.setitem(story._RUNNERS, story.RENDER, slow_render)
     at = start(TOUR, **{TOUR_STEP: 3})
     assert "Preparing the picture of what this filter looks for (25%)" in texts(at)
     assert not images(at) and len(specs(at)) == 1  # the map is drawn, the picture is not
     release.set()
-    assert the_preparation().wait(tour.RENDER, 60)
+    assert the_preparation().wait(story.RENDER, 60)
     at.run()
     assert [picture.caption for picture in images(at)] == ["What it looks for"] and "Preparing" not in texts(at)
 
@@ -183,12 +184,12 @@ def test_a_step_not_ready_says_so_and_draws_when_ready(monkeypatch):
     ],
 )
 def test_explore_opens_the_full_page_on_the_same_view(monkeypatch, step, page_title, expected):
-    monkeypatch.setattr(tour, "TASKS", ())  # nothing slow to prepare: only the switch is tested
+    monkeypatch.setattr(story, "TASKS", ())  # nothing slow to prepare: only the switch is tested
     at = start(TOUR, **{TOUR_STEP: step})
-    assert at.button(key="tour_explore").label.endswith(tour.STEPS[step].page_title)
+    assert at.button(key="tour_explore").label.endswith(story.STEPS[step].page_title)
     at.button(key="tour_explore").click().run()
     assert not at.exception, at.exception
-    assert at.title[0].value != tour.STEPS[step].title  # another page
+    assert at.title[0].value != story.STEPS[step].title  # another page
     for key, value in expected.items():
         assert at.session_state[key] == value, key
     selection = at.session_state[SELECTION]
@@ -200,20 +201,20 @@ def test_explore_opens_the_full_page_on_the_same_view(monkeypatch, step, page_ti
 
 def test_the_preparation_makes_the_slow_results_in_order(handle, cat):
     maps, prediction = vis_core.feature_maps(handle, cat), vis_core.predict(handle, cat)
-    plan = tour.plan(handle, maps, prediction)
+    plan = story.plan(handle, maps, prediction)
     assert plan.unit == ("features.10", 27) and plan.top_class == 285 and plan.first_conv == "features.0.0"
     done: list[str] = []
-    runners = dict(tour._RUNNERS)
-    for task in tour.TASKS:  # record the order, compute for real
-        tour._RUNNERS[task] = lambda *args, task=task: done.append(task) or runners[task](*args)
+    runners = dict(story._RUNNERS)
+    for task in story.TASKS:  # record the order, compute for real
+        story._RUNNERS[task] = lambda *args, task=task: done.append(task) or runners[task](*args)
     try:
-        preparation = tour.prepare(handle, "sample:chelsea", cat, plan, [tour.DREAM, tour.TRUST])
-        assert preparation.wait(tour.TRUST, PREPARED) and preparation.wait(tour.DREAM, PREPARED)
+        preparation = story.prepare(handle, "sample:chelsea", cat, plan, [story.DREAM, story.TRUST])
+        assert preparation.wait(story.TRUST, PREPARED) and preparation.wait(story.DREAM, PREPARED)
     finally:
-        tour._RUNNERS.update(runners)
-    assert done == [tour.TRUST, tour.DREAM] and not preparation.errors  # the steps' order
-    assert isinstance(preparation.results[tour.TRUST], vis_core.FaithfulnessReport)
-    again = tour.prepare(handle, "sample:chelsea", cat, plan, [tour.DREAM])
+        story._RUNNERS.update(runners)
+    assert done == [story.TRUST, story.DREAM] and not preparation.errors  # the steps' order
+    assert isinstance(preparation.results[story.TRUST], vis_core.FaithfulnessReport)
+    again = story.prepare(handle, "sample:chelsea", cat, plan, [story.DREAM])
     assert again is preparation and preparation.done and preparation.thread is None  # shared, nothing redone
 
 
@@ -227,16 +228,16 @@ def test_the_preparation_stops_when_cleared_or_abandoned(monkeypatch, handle, ca
         stopped.set()
         raise vis_core.VisCoreError("stopped") from None
 
-    monkeypatch.setattr(tour, "_RUNNERS", {task: endless for task in tour.TASKS})
-    plan = tour.Plan(None, (), ("features.10", 0), 0, "features.18", "features.10")
-    preparation = tour.prepare(handle, "a", cat, plan, list(tour.TASKS))
+    monkeypatch.setattr(story, "_RUNNERS", {task: endless for task in story.TASKS})
+    plan = story.Plan(None, (), ("features.10", 0), 0, "features.18", "features.10")
+    preparation = story.prepare(handle, "a", cat, plan, list(story.TASKS))
     assert started.wait(30)
-    tour.clear()
-    assert stopped.is_set() and preparation.thread is None and not tour._ALL
+    story.clear()
+    assert stopped.is_set() and preparation.thread is None and not story._SHELF._items
 
-    monkeypatch.setattr(tour, "WATCH_SECONDS", 0.3)  # nobody asks any more: it stops by itself
+    monkeypatch.setattr(story, "WATCH_SECONDS", 0.3)  # nobody asks any more: it stops by itself
     started.clear(), stopped.clear()
-    preparation = tour.prepare(handle, "b", cat, plan, [tour.DREAM])
+    preparation = story.prepare(handle, "b", cat, plan, [story.DREAM])
     assert started.wait(30) and stopped.wait(30)
     thread = preparation.thread
     if thread is not None:
@@ -252,16 +253,16 @@ def test_the_trust_verdict_in_words():
 
         return vis_core.FaithfulnessReport((curve("gradcam", deletion, insertion),), curve("random", 0.5, 0.5))
 
-    assert tour.trust_verdict(report(0.2, 0.8))[0] == "yes"
-    assert tour.trust_verdict(report(0.8, 0.8))[0] == "partly"
-    assert "brings the model's confidence back faster" in tour.trust_verdict(report(0.8, 0.8))[1]
-    assert "takes the model's confidence away faster" in tour.trust_verdict(report(0.2, 0.2))[1]
-    assert tour.trust_verdict(report(0.8, 0.2))[0] == "no"
+    assert story.trust_verdict(report(0.2, 0.8))[0] == "yes"
+    assert story.trust_verdict(report(0.8, 0.8))[0] == "partly"
+    assert "brings the model's confidence back faster" in story.trust_verdict(report(0.8, 0.8))[1]
+    assert "takes the model's confidence away faster" in story.trust_verdict(report(0.2, 0.2))[1]
+    assert story.trust_verdict(report(0.8, 0.2))[0] == "no"
 
 
 def test_the_plan_on_small_models(tiny):
     image = vis_core.sample_image("coffee")
-    plan = tour.plan(tiny, vis_core.feature_maps(tiny, image), vis_core.predict(tiny, image))
+    plan = story.plan(tiny, vis_core.feature_maps(tiny, image), vis_core.predict(tiny, image))
     assert plan.first_conv in tiny.layers and plan.cam_layer == tiny.last_spatial_layer()
     for layer, channel in plan.depth:
         assert tiny.layers[layer].is_spatial and 0 <= channel < tiny.layers[layer].channels

@@ -84,7 +84,7 @@ def test_the_patches_are_the_atlas_collection_code_over_the_sample_photos(handle
 
 
 def test_the_quick_painting_is_kept_for_its_filter(monkeypatch):
-    from dashboard import live
+    from dashboard.work import live
 
     class Painted:
         def __init__(self) -> None:

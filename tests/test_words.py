@@ -14,10 +14,10 @@ import torch
 import torchvision
 
 import vis_core
-from dashboard import glossary
 from dashboard.figures import channel_mosaic, rgb_mosaic
-from dashboard.layer_choice import clearest_channel, clicked_channel
+from dashboard.sidebar.layer_choice import clearest_channel, clicked_channel
 from dashboard.state import CHANNEL, LAYER, PICKED, WANTED
+from dashboard.words import terms
 from tests.support.apptest import setting, start
 from vis_core import ModelHandle
 from vis_core.layers import ANSWER_STAGE, STAGES, depths
@@ -76,10 +76,10 @@ def test_depth_names_read_as_the_issue_asks(handle):
 
 # ----------------------------------------------------------------------------- glossary
 def _terms_used_in_help() -> set[str]:
-    """Every term a control's help names through ``glossary.help("...")`` in the dashboard's code."""
+    """Every term a control's help names through ``terms.help("...")`` in the dashboard's code."""
     used = set()
     for path in (ROOT / "dashboard").rglob("*.py"):
-        used |= set(re.findall(r"glossary\.help\(\s*\"([^\"]+)\"", path.read_text()))
+        used |= set(re.findall(r"terms\.help\(\s*\"([^\"]+)\"", path.read_text()))
     return used
 
 
@@ -87,30 +87,30 @@ def test_the_glossary_explains_every_term_a_control_refers_to():
     used = _terms_used_in_help()
     assert len(used) >= 20  # the pages' technical controls do name their terms
     for name in used:
-        entry = glossary.term(name)  # raises KeyError for a term the glossary lacks
+        entry = terms.term(name)  # raises KeyError for a term the glossary lacks
         assert len(entry.meaning) > 60
     for name in ("filter", "channel", "feature map", "activation", "ReLU", "layer", "block", "receptive field"):
-        assert glossary.term(name)
+        assert terms.term(name)
     for name in ("gradient", "saliency", "attribution", "Grad-CAM", "deconvnet", "guided backprop", "octave"):
-        assert glossary.term(name)
+        assert terms.term(name)
     for name in ("feature visualisation", "deep dream", "reconstruction", "SSIM", "rank correlation"):
-        assert glossary.term(name)
+        assert terms.term(name)
     for name in ("deletion and insertion", "sanity check", "logit", "probability"):
-        assert glossary.term(name)
+        assert terms.term(name)
     with pytest.raises(KeyError):
-        glossary.help("flux capacitor")
-    text = glossary.help("octave", "How many scales.")
-    assert text.startswith("How many scales.") and glossary.term("octave").meaning in text
+        terms.help("flux capacitor")
+    text = terms.help("octave", "How many scales.")
+    assert text.startswith("How many scales.") and terms.term("octave").meaning in text
 
 
 def test_the_glossary_page_lists_every_term_and_finds_one():
     at = start("views/glossary.py")
     assert at.title[0].value == "Glossary"
     headings = [s.value for s in at.subheader]
-    assert len(headings) == len(glossary.TERMS) and headings == sorted(headings, key=str.lower)
+    assert len(headings) == len(terms.TERMS) and headings == sorted(headings, key=str.lower)
     at.text_input(key="gl_find").set_value("octave").run()
     found = [s.value for s in at.subheader]
-    assert "Octave" in found and len(found) < len(glossary.TERMS)
+    assert "Octave" in found and len(found) < len(terms.TERMS)
     at.text_input(key="gl_find").set_value("zzzz").run()
     assert "No entry mentions that word" in at.info[0].value
 

@@ -285,6 +285,11 @@ class ModelHandle:
         """The block-level layers in execution order (a good default list for menus)."""
         return [info for info in self.layers.values() if info.is_block]
 
+    def spatial_blocks(self) -> list[str]:
+        """The blocks whose output is a ``(C, H, W)`` map, in execution order (CAM layers, atlas
+        layers, the strip of reconstructions, the tour's depths all choose among these)."""
+        return [info.name for info in self.blocks() if info.is_spatial]
+
     def last_spatial_layer(self) -> str:
         """Name of the last block whose output is a spatial feature map (more than 1x1)."""
 

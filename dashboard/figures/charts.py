@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 import vis_core
-from dashboard import escape
 from dashboard.figures.style import BLUE, GREY, HIGHLIGHT, MARGIN, PALETTE
+from dashboard.words import escape
 from vis_core import LayerStats, Prediction
 
 

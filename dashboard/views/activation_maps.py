@@ -1,6 +1,6 @@
 """Where it looked: which parts of the image made the model choose a class, and how far to trust that.
 
-Declared once (``dashboard.declare``): the settings below draw the sidebar's widgets and make the
+Declared once (``dashboard.views.declare``): the settings below draw the sidebar's widgets and make the
 link and the slide; :func:`work` computes the maps (a talk's warm-up calls it too); :func:`draw`
 draws them and the evidence.
 """
@@ -13,8 +13,12 @@ from typing import Any
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, figures, glossary, heading, present, refine, state
-from dashboard.declare import Choice, ClassIndex, Context, Flag, Many, Number, Page, Setting, View, show
+from dashboard import figures, state
+from dashboard.data import cache
+from dashboard.share import present
+from dashboard.views.declare import Choice, ClassIndex, Context, Flag, Many, Number, Page, Setting, View, show
+from dashboard.words import escape, heading, terms
+from dashboard.work import refine
 from vis_core import metrics
 
 METHODS = vis_core.METHODS
@@ -45,7 +49,7 @@ def _class_labels(context: Context):
 
 
 def _spatial(context: Context) -> list[str]:
-    return [info.name for info in context.handle.blocks() if info.is_spatial]
+    return context.handle.spatial_blocks()
 
 
 def _last_spatial(context: Context) -> str:
@@ -98,7 +102,7 @@ SETTINGS = (
         Choice(_spatial, "a spatial block:"),
         _last_spatial,
         "Layer for CAM methods",
-        help=glossary.help(
+        help=terms.help(
             "Grad-CAM",
             "Which layer the CAM-style methods (CAM, Grad-CAM, Grad-CAM++, Score-CAM, Layer-CAM) read. It starts at "
             "the last block that still keeps a picture's layout, the usual choice: the most abstract maps that still "
@@ -119,7 +123,7 @@ SETTINGS = (
 
 def work(view: View) -> dict[str, Any]:
     """Each method's map (the chosen one and the comparison): a click-speed method's from the cache,
-    a slow one's shared refinement (``dashboard.refine``), or the engine's error for it."""
+    a slow one's shared refinement (``dashboard.work.refine``), or the engine's error for it."""
     handle, image, target = view.handle, view.image, view.get("am_target")
     cache.model_view(handle.key, image.key, handle, image.image)  # what the maps are drawn over
     jobs: dict[str, Any] = {}

@@ -7,8 +7,12 @@ import time
 import streamlit as st
 
 import vis_core
-from dashboard import atlases, cache, escape, figures, glossary, heading, jobs, layer_choice, live, state
-from dashboard.declare import Choice, Context, Number, Page, Setting, View, show, widget
+from dashboard import figures, state
+from dashboard.data import atlases, cache
+from dashboard.sidebar import layer_choice
+from dashboard.views.declare import Choice, Context, Number, Page, Setting, View, show, widget
+from dashboard.words import escape, heading, terms
+from dashboard.work import jobs, live
 from vis_core import ModelHandle, costs
 from vis_core.featuremaps import ChannelPages
 from vis_core.optim import Stopped
@@ -87,7 +91,7 @@ SETTINGS = (
         Choice(tuple(ORDERS)),
         "channel number",
         "Order the filters by",
-        help=glossary.help(
+        help=terms.help(
             "activation", "By how strongly each filter fires on the photo chosen in the sidebar, strongest first."
         ),
     ),
@@ -134,6 +138,17 @@ def _start(handle: ModelHandle, path, layer: str, settings: dict, images: str) -
         st.session_state[state.ATLAS_OUTCOME] = ("warning", str(exc))
         return
     st.session_state[state.ATLAS_JOB] = job
+
+
+def _build_ended(job: jobs.Job) -> tuple[str, str]:
+    """How a build ended, for the page."""
+    if isinstance(job.error, Stopped):
+        return "warning", f"The build of {job.name} was stopped; the filters finished so far are kept."
+    if job.error is not None:
+        return "error", f"Building the atlas of {job.name} failed: {job.error}"
+    done = job.result
+    kept = f" ({done.skipped} were built before)" if done.skipped else ""
+    return "success", f"The atlas of {job.name} is built: {done.units} filters in {live.duration(done.seconds)}{kept}."
 
 
 def draw(view: View, results) -> None:
@@ -197,7 +212,7 @@ def draw(view: View, results) -> None:
                 build = dict(
                     steps=int(
                         s1.number_input(
-                            "Steps per picture", 1, 2048, DEFAULTS["steps"], key="at_steps", help=glossary.help("step")
+                            "Steps per picture", 1, 2048, DEFAULTS["steps"], key="at_steps", help=terms.help("step")
                         )
                     ),
                     size=int(s2.number_input("Picture size (pixels)", 16, 448, DEFAULTS["size"], 16, key="at_size")),
@@ -208,7 +223,7 @@ def draw(view: View, results) -> None:
                             25,
                             DEFAULTS["top_k"],
                             key="at_top_k",
-                            help=glossary.help("top patches"),
+                            help=terms.help("top patches"),
                         )
                     ),
                 )
@@ -225,39 +240,27 @@ def draw(view: View, results) -> None:
             if busy:
                 st.caption(f"One build at a time: the atlas of {escape.markdown(job.name)} is being built.")
 
-    def live_progress() -> None:
-        current: jobs.Job | None = st.session_state.get(state.ATLAS_JOB)
-        if current is None:
-            return
-        fraction, message, _ = current.snapshot()
-        if current.running:
-            st.progress(fraction, text=escape.markdown(f"Building the atlas of {current.name}: {message}"))
-            if st.button(
-                "Stop building", key="at_stop", help="Stops after the current batch; finished filters are kept."
-            ):
-                current.stop()
-                st.toast("Stopping… the filters finished so far are kept.")
-            newer = atlases.stamp(path) != st.session_state.get(state.ATLAS_STAMP)
-            if newer and time.monotonic() - st.session_state.get(state.ATLAS_REDRAWN, 0.0) > REFRESH_SECONDS:
-                st.session_state[state.ATLAS_REDRAWN] = time.monotonic()
-                st.rerun(scope="app")  # the grid shows the filters finished since
-            return
-        if isinstance(current.error, Stopped):
-            outcome = ("warning", f"The build of {current.name} was stopped; the filters finished so far are kept.")
-        elif current.error is not None:
-            outcome = ("error", f"Building the atlas of {current.name} failed: {current.error}")
-        else:
-            done = current.result
-            kept = f" ({done.skipped} were built before)" if done.skipped else ""
-            outcome = (
-                "success",
-                f"The atlas of {current.name} is built: {done.units} filters in {live.duration(done.seconds)}{kept}.",
-            )
-        st.session_state[state.ATLAS_OUTCOME] = outcome
-        del st.session_state[state.ATLAS_JOB]
-        st.rerun(scope="app")
+    def grid_follows(job: jobs.Job, history) -> None:
+        newer = atlases.stamp(path) != st.session_state.get(state.ATLAS_STAMP)
+        if newer and time.monotonic() - st.session_state.get(state.ATLAS_REDRAWN, 0.0) > REFRESH_SECONDS:
+            st.session_state[state.ATLAS_REDRAWN] = time.monotonic()
+            st.rerun(scope="app")  # the grid shows the filters finished since
 
-    jobs.follow(live_progress, state.ATLAS_JOB)
+    jobs.follow(
+        jobs.Progress(
+            state.ATLAS_JOB,
+            state.ATLAS_OUTCOME,
+            "Building the atlas of",
+            (
+                "Stop building",
+                "at_stop",
+                "Stops after the current batch; finished filters are kept.",
+                "Stopping… the filters finished so far are kept.",
+            ),
+            ended=_build_ended,
+            running=grid_follows,
+        )
+    )
 
     if not built:
         st.stop()

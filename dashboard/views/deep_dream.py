@@ -7,8 +7,11 @@ from typing import Any
 import streamlit as st
 
 import vis_core
-from dashboard import cache, glossary, heading, live, state
-from dashboard.declare import Choice, Number, Page, Setting, View, require_spatial, show
+from dashboard import state
+from dashboard.data import cache
+from dashboard.views.declare import Choice, Number, Page, Setting, View, require_spatial, show
+from dashboard.words import heading, terms
+from dashboard.work import live
 from vis_core import costs
 from vis_core.dream import MAX_OCTAVES, MAX_SIDE, deep_dream, dream_size, dream_work
 
@@ -21,13 +24,13 @@ SETTINGS = (
         TARGETS[0],
         "Amplify",
         "radio",
-        glossary.help("deep dream", "Make every filter of the layer respond more, or only one."),
+        terms.help("deep dream", "Make every filter of the layer respond more, or only one."),
     ),
-    Setting("dd_octaves", "octaves", Number(1, MAX_OCTAVES), 4, "Octaves", "slider", glossary.help("octave")),
+    Setting("dd_octaves", "octaves", Number(1, MAX_OCTAVES), 4, "Octaves", "slider", terms.help("octave")),
     Setting(
-        "dd_scale", "octave_scale", Number(1.1, 2.0, 0.1), 1.4, "Octave scale", "slider", glossary.help("octave scale")
+        "dd_scale", "octave_scale", Number(1.1, 2.0, 0.1), 1.4, "Octave scale", "slider", terms.help("octave scale")
     ),
-    Setting("dd_steps", "steps", Number(1, 40), 10, "Steps per octave", "slider", glossary.help("step")),
+    Setting("dd_steps", "steps", Number(1, 40), 10, "Steps per octave", "slider", terms.help("step")),
     Setting(
         "dd_step_size",
         "step_size",
@@ -35,9 +38,9 @@ SETTINGS = (
         0.01,
         "Step size",
         "slider",
-        glossary.help("gradient", "How far each step changes the photo: larger dreams faster and coarser."),
+        terms.help("gradient", "How far each step changes the photo: larger dreams faster and coarser."),
     ),
-    Setting("dd_jitter", "jitter", Number(0, 64), 32, "Jitter (pixels)", "slider", glossary.help("jitter")),
+    Setting("dd_jitter", "jitter", Number(0, 64), 32, "Jitter (pixels)", "slider", terms.help("jitter")),
     Setting(
         "dd_smoothing",
         "smoothing",
@@ -45,7 +48,7 @@ SETTINGS = (
         0.5,
         "Gradient smoothing (sigma)",
         "slider",
-        glossary.help("gradient", "Blurs each step's change a little (sigma: how much), for smoother dreams."),
+        terms.help("gradient", "Blurs each step's change a little (sigma: how much), for smoother dreams."),
     ),
     Setting(
         "dd_tile",
@@ -56,7 +59,7 @@ SETTINGS = (
         "select_slider",
         "Large images are processed in tiles of this size (less memory, no seams).",
     ),
-    Setting("dd_seed", "seed", Number(0, 2**31 - 1), 0, "Seed", "number", glossary.help("seed")),
+    Setting("dd_seed", "seed", Number(0, 2**31 - 1), 0, "Seed", "number", terms.help("seed")),
 )
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import atlases, cache, figures, glossary, heading, layer_choice, present
-from dashboard.declare import Choice, Context, Flag, Number, Page, Setting, View, show, widget
+from dashboard import figures
+from dashboard.data import atlases, cache
+from dashboard.share import present
+from dashboard.sidebar import layer_choice
+from dashboard.views.declare import Choice, Context, Flag, Number, Page, Setting, View, show, widget
+from dashboard.words import heading, terms
 from vis_core.featuremaps import ChannelPages
 
 AUTOMATIC = "Automatic"
@@ -28,7 +32,7 @@ SETTINGS = (
         SHOWS[0],
         "Channels to show",
         "radio",
-        glossary.help(
+        terms.help(
             "filter",
             "Every filter, page by page, or only the N that respond most on average (mean) or at one spot (max).",
         ),
@@ -39,7 +43,7 @@ SETTINGS = (
         Choice((AUTOMATIC, *figures.COLORSCALES)),
         AUTOMATIC,
         "Colour scale",
-        help=glossary.help(
+        help=terms.help(
             "signed map",
             "Automatic: red and blue around white for maps with negative values, Viridis (dark to yellow) otherwise.",
         ),

@@ -7,8 +7,9 @@ from typing import Any
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, glossary, heading, live, state
-from dashboard.declare import (
+from dashboard import state
+from dashboard.data import cache
+from dashboard.views.declare import (
     Choice,
     ClassIndex,
     Context,
@@ -21,6 +22,8 @@ from dashboard.declare import (
     show,
     widget,
 )
+from dashboard.words import escape, heading, terms
+from dashboard.work import live
 from vis_core import costs
 from vis_core.featurevis import feature_visualization, render_work
 from vis_core.optim import MAX_SIZE
@@ -46,9 +49,9 @@ SETTINGS = (
         MODES[0],
         "Render",
         "radio",
-        glossary.help("feature visualisation", "What to paint the ideal image of."),
+        terms.help("feature visualisation", "What to paint the ideal image of."),
     ),
-    Setting("fv_steps", "steps", Number(16, 512, 16), 128, "Steps", "slider", glossary.help("step")),
+    Setting("fv_steps", "steps", Number(16, 512, 16), 128, "Steps", "slider", terms.help("step")),
     Setting(
         "fv_size",
         "size",
@@ -59,7 +62,7 @@ SETTINGS = (
         follows=True,
     ),
     Setting(
-        "fv_fft", "fft", Flag(), True, "Fourier parameterisation", "toggle", glossary.help("Fourier parameterisation")
+        "fv_fft", "fft", Flag(), True, "Fourier parameterisation", "toggle", terms.help("Fourier parameterisation")
     ),
     Setting(
         "fv_decorrelate",
@@ -68,7 +71,7 @@ SETTINGS = (
         True,
         "Decorrelated colour",
         "toggle",
-        glossary.help("decorrelated colour"),
+        terms.help("decorrelated colour"),
     ),
     Setting(
         "fv_transforms",
@@ -77,9 +80,9 @@ SETTINGS = (
         True,
         "Robustness transforms (jitter, scale, rotate)",
         "toggle",
-        glossary.help("robustness transforms"),
+        terms.help("robustness transforms"),
     ),
-    Setting("fv_seed", "seed", Number(0, 2**31 - 1), 0, "Seed", "number", glossary.help("seed")),
+    Setting("fv_seed", "seed", Number(0, 2**31 - 1), 0, "Seed", "number", terms.help("seed")),
     Setting("fv_count", "images", Number(2, 8), 4, "Images", "slider"),
     Setting(
         "fv_class",
@@ -87,7 +90,7 @@ SETTINGS = (
         ClassIndex(labels=lambda context: context.handle.labels.__getitem__),
         _top_class,
         "Class",
-        help=glossary.help("logit", "The class whose score the painting raises; at first, the photo's top guess."),
+        help=terms.help("logit", "The class whose score the painting raises; at first, the photo's top guess."),
         follows=True,
     ),
 )

@@ -12,8 +12,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import cache, figures, glossary, heading, layer_choice, present
-from dashboard.declare import Choice, Context, Page, Setting, View, show, widget
+from dashboard import figures
+from dashboard.data import cache
+from dashboard.share import present
+from dashboard.sidebar import layer_choice
+from dashboard.views.declare import Choice, Context, Page, Setting, View, show, widget
+from dashboard.words import heading, terms
 from vis_core import ModelHandle
 from vis_core.featuremaps import ChannelPages
 from vis_core.filters import conv_layers
@@ -70,7 +74,7 @@ SETTINGS = (
         Choice(_convolutions, "a convolution:", labels=_labels),
         _start,
         "Convolution",
-        help=glossary.help(
+        help=terms.help(
             "filter", "The convolutions inside the layer chosen in the sidebar (or all of them, if it has none)."
         ),
         follows=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import glossary, heading
+from dashboard.words import heading, terms
 
 heading.show(
     "Glossary",
@@ -15,7 +15,7 @@ heading.show(
 wanted = st.text_input("Find a word", key="gl_find", placeholder="e.g. filter, octave, SSIM").strip().lower()
 shown = [
     term
-    for term in glossary.sorted_terms()
+    for term in terms.sorted_terms()
     if not wanted or wanted in " ".join((term.name, *term.also, term.meaning)).lower()
 ]
 if not shown:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, escape, figures, glossary, heading, present
-from dashboard.declare import Flag, Page, Setting, View, show, widget
+from dashboard import figures
+from dashboard.data import cache
+from dashboard.share import present
+from dashboard.views.declare import Flag, Page, Setting, View, show, widget
+from dashboard.words import escape, heading, terms
 from vis_core.layers import depths
 
 SETTINGS = (Setting("overview_blocks_only", "blocks", Flag(), False, "Blocks only", "toggle"),)
@@ -65,10 +68,10 @@ def draw(view: View, results: tuple) -> None:
     columns[2].metric(
         "Blocks",
         len(handle.blocks()),
-        help=glossary.help("block", "Top-level building blocks, as listed in the sidebar."),
+        help=terms.help("block", "Top-level building blocks, as listed in the sidebar."),
     )
     columns[3].metric(
-        "Modules", len(handle.layers), help=glossary.help("layer", "Every module with an output, sub-layers included.")
+        "Modules", len(handle.layers), help=terms.help("layer", "Every module with an output, sub-layers included.")
     )
     columns[4].metric("Runs on", str(handle.device).upper())
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, present
-from dashboard.declare import Choice, Number, Page, Setting, View, require_spatial, show
+from dashboard import figures
+from dashboard.data import atlases, cache
+from dashboard.share import present
+from dashboard.sidebar import layer_choice
+from dashboard.views.declare import Choice, Number, Page, Setting, View, require_spatial, show
+from dashboard.words import escape, heading, terms
 from vis_core.projection import FOCUS_MASS, RULE_LABELS, RULES, crop, shared_focus
 
 SCOPES = ("strongest position", "whole map")
@@ -17,7 +21,7 @@ SETTINGS = (
         SCOPES[0],
         "Project",
         "radio",
-        glossary.help(
+        terms.help(
             "activation",
             "Zeiler & Fergus project the single strongest activation; the whole map shows everything the filter saw.",
         ),
@@ -29,7 +33,7 @@ SETTINGS = (
         Choice(tuple(RULES), labels=RULE_LABELS),
         "guided",
         "Rule for that grid",
-        help=glossary.help("guided backprop", "How the response is passed back through each ReLU."),
+        help=terms.help("guided backprop", "How the response is passed back through each ReLU."),
     ),
 )
 

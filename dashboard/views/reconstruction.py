@@ -7,15 +7,18 @@ from typing import Any
 import streamlit as st
 
 import vis_core
-from dashboard import cache, glossary, heading, live, state
-from dashboard.declare import Choice, Context, Many, Number, Page, Setting, View, show, widget
+from dashboard import state
+from dashboard.data import cache
+from dashboard.views.declare import Choice, Context, Many, Number, Page, Setting, View, show, widget
+from dashboard.words import heading, terms
+from dashboard.work import live
 from vis_core import ModelHandle, costs
 from vis_core.inversion import reconstruct
 
 
 def rebuild_layers(handle: ModelHandle) -> list[str]:
     """The blocks the photo can be rebuilt from (a map more than one cell wide)."""
-    return [info.name for info in handle.blocks() if info.is_spatial and info.output_shape[1] > 1]
+    return [name for name in handle.spatial_blocks() if handle.layers[name].output_shape[1] > 1]
 
 
 def rebuild_strip(handle: ModelHandle) -> list[str]:
@@ -29,7 +32,7 @@ def _layers(context: Context) -> list[str]:
 
 
 SETTINGS = (
-    Setting("rc_steps", "steps", Number(20, 600, 10), 150, "Steps", "slider", glossary.help("step")),
+    Setting("rc_steps", "steps", Number(20, 600, 10), 150, "Steps", "slider", terms.help("step")),
     Setting(
         "rc_tv",
         "tv",
@@ -37,7 +40,7 @@ SETTINGS = (
         0.5,
         "Smoothness (total variation weight)",
         "slider",
-        glossary.help("total variation"),
+        terms.help("total variation"),
     ),
     Setting(
         "rc_beta",
@@ -46,7 +49,7 @@ SETTINGS = (
         2.0,
         "Total variation exponent (beta)",
         "slider",
-        glossary.help("total variation", "Higher: large jumps cost more than many small ones."),
+        terms.help("total variation", "Higher: large jumps cost more than many small ones."),
     ),
     Setting(
         "rc_alpha",
@@ -55,9 +58,9 @@ SETTINGS = (
         1e-3,
         "Range (alpha-norm weight)",
         "select_slider",
-        glossary.help("alpha norm"),
+        terms.help("alpha norm"),
     ),
-    Setting("rc_seed", "seed", Number(0, 2**31 - 1), 0, "Seed", "number", glossary.help("seed")),
+    Setting("rc_seed", "seed", Number(0, 2**31 - 1), 0, "Seed", "number", terms.help("seed")),
     Setting(
         "rc_layers",
         "strip",
@@ -65,7 +68,7 @@ SETTINGS = (
         lambda context: rebuild_strip(context.handle),
         "Layers for the strip",
         "multiselect",
-        glossary.help("reconstruction", "Rebuild the photo from each of these layers, shallow to deep."),
+        terms.help("reconstruction", "Rebuild the photo from each of these layers, shallow to deep."),
     ),
 )
 

@@ -6,11 +6,13 @@ import math
 
 import streamlit as st
 
-from dashboard import escape, heading, links, sidebar, state, talks
+from dashboard import shell, state
+from dashboard.share import links, talks
+from dashboard.words import escape, heading
 
-sidebar.current()
+shell.current()
 talk = talks.current()
-titles = sidebar.page_titles()
+titles = shell.page_titles()
 
 heading.show(
     "My talk",

@@ -1,4 +1,4 @@
-"""Tour: the landing page, a story in seven steps over the sidebar's photo (``dashboard.tour``).
+"""Tour: the landing page, a story in seven steps over the sidebar's photo (``dashboard.work.story``).
 
 Each step: a plain title, a sentence or two, one large picture, Back/Next (and the arrow keys),
 and "Explore this" to the full page with the same view. The slow pictures (a filter's ideal
@@ -11,19 +11,23 @@ import math
 
 import streamlit as st
 
-from dashboard import atlases, cache, escape, figures, layer_choice, state, tour
-from dashboard.declare import Number, Page, Setting, View, show
+from dashboard import figures, state
+from dashboard.data import atlases, cache
+from dashboard.sidebar import layer_choice
+from dashboard.views.declare import Number, Page, Setting, View, show
+from dashboard.words import escape
+from dashboard.work import story
 from vis_core.layers import depths
 
-LAST = len(tour.STEPS) - 1
+LAST = len(story.STEPS) - 1
 #: The picture's height in pixels: title, words, buttons and picture fit a 1280×720 screen.
 PICTURE = 340
-SETTINGS = (Setting(state.TOUR_STEP, "step", Number(0, len(tour.STEPS) - 1), 0),)  # counted from 0; Back/Next move it
+SETTINGS = (Setting(state.TOUR_STEP, "step", Number(0, len(story.STEPS) - 1), 0),)  # counted from 0; Back/Next move it
 
 
 def work(view: View):
     """The photo's maps, the guesses and the photo as the model sees it (the steps' pictures are
-    prepared in the background, ``dashboard.tour``)."""
+    prepared in the background, ``dashboard.work.story``)."""
     handle, entry = view.handle, view.image
     return (
         cache.feature_maps(handle.key, entry.key, handle, entry.image),
@@ -35,21 +39,21 @@ def work(view: View):
 def draw(page_view: View, results) -> None:
     handle, entry = page_view.handle, page_view.image
     maps, prediction, view = results
-    plan = tour.plan(handle, maps, prediction)
+    plan = story.plan(handle, maps, prediction)
     named = depths(handle.layers)
     label = prediction.labels[0]
 
     atlas = atlases.find(handle)
     atlas_unit = atlas.unit(*plan.unit) if atlas is not None else None
     atlas_render = atlas_unit.render if atlas_unit is not None and atlas_unit.renders else None
-    tasks = [task for task in tour.TASKS if not (task == tour.RENDER and atlas_render is not None)]
-    preparation = tour.prepare(handle, entry.key, entry.image, plan, tasks)
+    tasks = [task for task in story.TASKS if not (task == story.RENDER and atlas_render is not None)]
+    preparation = story.prepare(handle, entry.key, entry.image, plan, tasks)
 
     index = st.session_state.get(state.TOUR_STEP, 0)
     if not isinstance(index, int) or not 0 <= index <= LAST:
         index = 0
     st.session_state[state.TOUR_STEP] = index
-    step = tour.STEPS[index]
+    step = story.STEPS[index]
     preparation.look(step.task)
 
     def move(by: int) -> None:
@@ -84,7 +88,7 @@ def draw(page_view: View, results) -> None:
 
         @st.fragment(run_every=1.0)
         def poll() -> None:
-            current = tour.prepare(handle, entry.key, entry.image, plan, tasks)  # started again if it had stopped
+            current = story.prepare(handle, entry.key, entry.image, plan, tasks)  # started again if it had stopped
             current.look(task)
             if current.ready(task):
                 st.rerun()
@@ -103,14 +107,14 @@ def draw(page_view: View, results) -> None:
     def progress_line() -> None:
         """Where the tour is; while later steps are being prepared, a line that says how far, polled
         every two seconds (which also tells the preparation someone is still here)."""
-        where = f"Tour · step {index + 1} of {len(tour.STEPS)} · the arrow keys move too"
+        where = f"Tour · step {index + 1} of {len(story.STEPS)} · the arrow keys move too"
         if preparation.done or (step.task is not None and not preparation.ready(step.task)):
             st.caption(where)  # nothing to prepare, or the step's own progress line polls
             return
 
         @st.fragment(run_every=2.0)
         def poll() -> None:
-            current = tour.prepare(handle, entry.key, entry.image, plan, tasks)  # someone is here: keep going
+            current = story.prepare(handle, entry.key, entry.image, plan, tasks)  # someone is here: keep going
             if current.done:
                 st.rerun()  # once: the full run draws no poll
             ready = len(current.tasks) - len(current.missing)
@@ -204,13 +208,13 @@ def draw(page_view: View, results) -> None:
         with right:
             if atlas_render is not None:
                 st.image(atlas_render, caption="What it looks for (from the atlas)", width=PICTURE - 60, clamp=True)
-            elif failed(tour.RENDER):
+            elif failed(story.RENDER):
                 pass
-            elif preparation.ready(tour.RENDER):
-                render = preparation.results[tour.RENDER]
+            elif preparation.ready(story.RENDER):
+                render = preparation.results[story.RENDER]
                 st.image(render.image, caption="What it looks for", width=PICTURE - 60, clamp=True)
             else:
-                waiting(tour.RENDER, "the picture of what this filter looks for")
+                waiting(story.RENDER, "the picture of what this filter looks for")
 
     def decision() -> None:
         st.markdown(
@@ -231,16 +235,16 @@ def draw(page_view: View, results) -> None:
             f"model's confidence in {escape.markdown(label)} fall (left), or bring them back onto a blurred photo "
             "(right). A good map beats a random one (grey)."
         )
-        if failed(tour.TRUST):
+        if failed(story.TRUST):
             return
-        if not preparation.ready(tour.TRUST):
-            waiting(tour.TRUST, "the test")
+        if not preparation.ready(story.TRUST):
+            waiting(story.TRUST, "the test")
             return
-        report = preparation.results[tour.TRUST]
+        report = preparation.results[story.TRUST]
         figure = figures.faithfulness_curves(report, verdict=False)  # the verdict is the line below, in words
         figure.update_layout(height=PICTURE - 65, margin=dict(t=30, b=0), legend=dict(y=-0.33))
         chart(figure, "tour_trust")
-        answer, verdict = tour.trust_verdict(report)
+        answer, verdict = story.trust_verdict(report)
         {"yes": st.success, "partly": st.info, "no": st.warning}[answer](verdict)
 
     def dream() -> None:
@@ -249,12 +253,12 @@ def draw(page_view: View, results) -> None:
             f"Last, turn the network around: change the photo, step by step, so that {escape.markdown(layer)} "
             f"({escape.markdown(stage(layer))}) sees more of whatever it already sees. Its ideas appear in the photo."
         )
-        if failed(tour.DREAM):
+        if failed(story.DREAM):
             return
-        if not preparation.ready(tour.DREAM):
-            waiting(tour.DREAM, "the dream")
+        if not preparation.ready(story.DREAM):
+            waiting(story.DREAM, "the dream")
             return
-        result = preparation.results[tour.DREAM]
+        result = preparation.results[story.DREAM]
         left, right = st.columns(2)
         left.image(view, caption="The photo", width=PICTURE - 40)
         right.image(

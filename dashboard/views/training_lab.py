@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, figures, heading, jobs, live, model_choice, state
-from dashboard.declare import Choice, Context, Page, Setting, View, show, widget
+from dashboard import figures, state
+from dashboard.data import cache
+from dashboard.sidebar import model_choice
+from dashboard.views.declare import Choice, Context, Page, Setting, View, show, widget
+from dashboard.words import escape, heading
+from dashboard.work import jobs, live
 from vis_core import disk_budget, evolution, nets, runs, training
 from vis_core.datasets import DATASETS, OFFLINE_DATASETS, data_root
 
@@ -32,6 +37,28 @@ DATASET_HELP = {
     "fashion-mnist": "70,000 clothing pictures (downloaded on first use)",
     "cifar10": "60,000 small colour photos (downloaded on first use)",
 }
+
+
+def _training_curves(job: jobs.Job, history: Any) -> None:
+    if history:
+        st.plotly_chart(figures.training_curves(list(history)), width="stretch", key="lab_live_curves")
+
+
+def _training_ended(job: jobs.Job) -> tuple[str, str] | None:
+    """How a training ended, for the page; a finished run becomes the run shown."""
+    if job.error is not None:
+        return "error", f"Training {job.name} failed: {job.error}"
+    if job.result is None:
+        return None
+    run: runs.Run = job.result
+    last = run.snapshots[-1].metrics["test_accuracy"]
+    verb = "was stopped; what it learned so far is kept" if run.stopped else "finished"
+    st.session_state[state.LAB_RUN] = run.name
+    return (
+        "success",
+        f"Training {run.name} {verb}: test accuracy {last:.1%} after {run.snapshots[-1].label}. "
+        "It is now a model in the sidebar.",
+    )
 
 
 def _runs(context: Context) -> list[str]:
@@ -196,38 +223,22 @@ def draw(view: View, results: None) -> None:
     if outcome := st.session_state.pop(state.LAB_OUTCOME, None):
         (st.success if outcome[0] == "success" else st.error)(escape.markdown(outcome[1]))
 
-    def live_progress() -> None:
-        current: jobs.Job | None = st.session_state.get(state.LAB_JOB)
-        if current is None:
-            return
-        fraction, message, history = current.snapshot()
-        if current.running:
-            st.progress(fraction, text=escape.markdown(f"Training {current.name}: {message}"))
-            if st.button(
-                "Stop training", key="lab_stop", help="Stops after the current step and keeps what was learned."
-            ):
-                current.stop()
-                st.toast("Stopping… the network trained so far is kept.")
-            if history:
-                st.plotly_chart(figures.training_curves(list(history)), width="stretch", key="lab_live_curves")
-            return
-        if current.error is not None:
-            st.session_state[state.LAB_OUTCOME] = ("error", f"Training {current.name} failed: {current.error}")
-        elif current.result is not None:
-            run: runs.Run = current.result
-            last = run.snapshots[-1].metrics["test_accuracy"]
-            verb = "was stopped; what it learned so far is kept" if run.stopped else "finished"
-            st.session_state[state.LAB_OUTCOME] = (
-                "success",
-                f"Training {run.name} {verb}: test accuracy {last:.1%} after {run.snapshots[-1].label}. "
-                "It is now a model in the sidebar.",
-            )
-            st.session_state[state.LAB_RUN] = run.name
-        del st.session_state[state.LAB_JOB]
-        model_choice.run_models.clear()
-        st.rerun(scope="app")  # the runs list and the sidebar's models change
-
-    jobs.follow(live_progress, state.LAB_JOB)
+    jobs.follow(
+        jobs.Progress(
+            state.LAB_JOB,
+            state.LAB_OUTCOME,
+            "Training",
+            (
+                "Stop training",
+                "lab_stop",
+                "Stops after the current step and keeps what was learned.",
+                "Stopping… the network trained so far is kept.",
+            ),
+            ended=_training_ended,
+            running=_training_curves,
+            finished=lambda job: model_choice.run_models.clear(),  # the runs list and the sidebar's models change
+        )
+    )
 
     # ------------------------------------------------------------------- runs
     saved, problems = runs.list_runs()

@@ -11,8 +11,13 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import atlases, cache, escape, figures, glossary, heading, layer_choice, live, present, state
-from dashboard.declare import Page, View, require_spatial, show
+from dashboard import figures, state
+from dashboard.data import atlases, cache
+from dashboard.share import present
+from dashboard.sidebar import layer_choice
+from dashboard.views.declare import Page, View, require_spatial, show
+from dashboard.words import escape, heading, terms
+from dashboard.work import live
 from vis_core import ModelHandle, costs
 from vis_core.featurevis import feature_visualization
 from vis_core.projection import crop, shared_focus
@@ -69,7 +74,7 @@ def draw(view: View, results) -> None:
 
     where, pixels, looks = st.columns(3)
     with where:
-        st.markdown("**Where it fires on this photo**", help=glossary.help("feature map"))
+        st.markdown("**Where it fires on this photo**", help=terms.help("feature map"))
         st.plotly_chart(
             figures.channel_heatmap(
                 activation,
@@ -89,7 +94,7 @@ def draw(view: View, results) -> None:
         )
 
     with pixels:
-        st.markdown("**Which pixels make it fire**", help=glossary.help("guided backprop"))
+        st.markdown("**Which pixels make it fire**", help=terms.help("guided backprop"))
         focus = shared_focus([projected])
         pair = st.columns(2)
         pair[0].image(crop(picture, focus), caption="the photo there", width="stretch")
@@ -102,7 +107,7 @@ def draw(view: View, results) -> None:
             st.warning(escape.markdown(projected.note))
 
     with looks:
-        st.markdown("**What it looks for**", help=glossary.help("feature visualisation"))
+        st.markdown("**What it looks for**", help=terms.help("feature visualisation"))
         if unit is not None:
             st.image(unit.render, caption="its feature visualisation, from the atlas", width="stretch", clamp=True)
         else:
@@ -145,7 +150,7 @@ def draw(view: View, results) -> None:
                         st.rerun()
 
     present.fold()  # a slide: where it fires, which pixels, what it looks for
-    st.markdown("**The photo patches that excite it most**", help=glossary.help("top patches"))
+    st.markdown("**The photo patches that excite it most**", help=terms.help("top patches"))
     origin = "the atlas's photos" if unit is not None and unit.examples else "the bundled sample photos"
     if patches:
         st.image(

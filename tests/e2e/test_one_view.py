@@ -81,7 +81,11 @@ def test_the_atlas_page_says_what_it_just_built(server, page):
     settle(page, LONG)
     main = page.locator('[data-testid="stMainBlockContainer"]')
     expect(main.get_by_text("features.1 has no atlas yet.")).to_be_visible()
-    for label, value in (("Steps per picture", "4"), ("Picture size (pixels)", "32"), ("Photo patches per filter", "2")):
+    for label, value in (
+        ("Steps per picture", "4"),
+        ("Picture size (pixels)", "32"),
+        ("Photo patches per filter", "2"),
+    ):
         box = main.get_by_role("spinbutton", name=label)
         box.fill(value)
         box.press("Enter")

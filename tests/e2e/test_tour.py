@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from dashboard import tour
+from dashboard.work import story
 from tests.support import browser as web
 from tests.support.browser import settle
 
@@ -43,9 +43,9 @@ def page():
 
 def step_is_drawn(page, number: int) -> None:
     """Step ``number`` (1-based) is shown with its picture, nothing still being prepared, no exception."""
-    step = tour.STEPS[number - 1]
+    step = story.STEPS[number - 1]
     expect(page.locator("h1").first).to_have_text(step.title)
-    expect(page.get_by_text(f"step {number} of {len(tour.STEPS)}")).to_be_visible()
+    expect(page.get_by_text(f"step {number} of {len(story.STEPS)}")).to_be_visible()
     body = page.locator(".st-key-tour_step")
     expect(body.get_by_text("Preparing")).to_have_count(0)
     expect(body.locator(".js-plotly-plot, [data-testid='stImage'] img").first).to_be_visible()
@@ -67,7 +67,7 @@ def fits_the_screen(page) -> None:
 def test_the_tour_from_first_to_last_step(server, page):
     page.goto(server)
     settle(page, LONG)
-    last = len(tour.STEPS)
+    last = len(story.STEPS)
     for number in range(1, last + 1):  # with the Next button
         step_is_drawn(page, number)
         fits_the_screen(page)

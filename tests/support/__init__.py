@@ -8,5 +8,5 @@ import re
 
 
 def shown(markdown: str) -> str:
-    """The text a viewer reads from Markdown the dashboard escaped (``dashboard.escape``)."""
+    """The text a viewer reads from Markdown the dashboard escaped (``dashboard.words.escape``)."""
     return re.sub(r"\\(.)", r"\1", markdown)

@@ -8,7 +8,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import refine, tour
+from dashboard.work import refine, story
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TIMEOUT = 120
@@ -23,7 +23,7 @@ def clear_caches():
     st.cache_data.clear()
     st.cache_resource.clear()
     refine.clear()  # maps still sharpening in the background stop before the next test
-    tour.clear()  # and the tour's slow steps being prepared
+    story.clear()  # and the tour's slow steps being prepared
 
 
 def start(page: str | None = None, **state) -> AppTest:
@@ -44,7 +44,7 @@ def start(page: str | None = None, **state) -> AppTest:
 
 def setting(widgets, key: str):
     """The widget of a page's setting ``key`` among ``widgets`` (``at.selectbox``...): a setting's
-    widget is drawn under ``key@<its offer>`` (``dashboard.declare``)."""
+    widget is drawn under ``key@<its offer>`` (``dashboard.views.declare``)."""
     for widget in widgets:
         if widget.key is not None and widget.key.split("@")[0] == key:
             return widget

@@ -74,7 +74,7 @@ def _atlas(args: argparse.Namespace) -> dict[str, Any]:
     if bool(args.layer) == bool(args.all):
         raise CliError("give --layer NAME (one or more) or --all")
     handle = load(args)
-    layers = args.layer or [info.name for info in handle.blocks() if info.is_spatial]
+    layers = args.layer or handle.spatial_blocks()
     out = args.out or atlas_path(handle)
     summary = build_atlas(
         handle,

@@ -12,7 +12,10 @@ from __future__ import annotations
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape, image_source, own_weights, state
+from dashboard import state
+from dashboard.data import cache
+from dashboard.sidebar import image_source, own_weights
+from dashboard.words import escape
 from vis_core import ModelHandle
 from vis_core.weights import offline_available
 

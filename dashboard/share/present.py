@@ -1,7 +1,7 @@
 """Whether a talk is being presented, and where a presented slide's first screen ends.
 
 The pages need only these two questions about presenting (the talk itself, its slides and the
-presenter's bar are :mod:`dashboard.talks`), so they ask them here, without importing the talks.
+presenter's bar are :mod:`dashboard.share.talks`), so they ask them here, without importing the talks.
 """
 
 from __future__ import annotations

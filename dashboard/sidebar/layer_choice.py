@@ -21,7 +21,8 @@ import numpy as np
 import streamlit as st
 
 import vis_core
-from dashboard import escape, glossary, state
+from dashboard import state
+from dashboard.words import escape, terms
 from vis_core import LayerInfo, ModelHandle
 from vis_core.layers import depths
 
@@ -31,7 +32,7 @@ UNIT_PAGE = "views/unit.py"
 
 def default_layer(handle: ModelHandle) -> str:
     """A middle-depth spatial block: detailed enough to see shapes, deep enough to be abstract."""
-    spatial = [info.name for info in handle.blocks() if info.is_spatial]
+    spatial = handle.spatial_blocks()
     return spatial[int(len(spatial) * 0.55)] if spatial else next(iter(handle.layers))
 
 
@@ -44,7 +45,8 @@ def default_channel(handle: ModelHandle, layer: str) -> int:
     """The filter of ``layer`` with the clearest response to the photo in use: the one whose peak
     stands highest above its typical value (largest maximum minus median), so its map shows a
     spot where it found something, where filter 0 may be flat or a wash of negative values."""
-    from dashboard import cache, image_source  # the sidebar's photo and the shared maps
+    from dashboard.data import cache  # the sidebar's photo and the shared maps
+    from dashboard.sidebar import image_source
 
     entry = image_source.current()
     try:
@@ -131,7 +133,7 @@ def controls(handle: ModelHandle) -> tuple[str, int]:
     show_all = st.toggle(
         "Show sub-layers",
         key=state.SHOW_SUBLAYERS,
-        help=glossary.help("layer", "List every layer inside the blocks too, not only the blocks."),
+        help=terms.help("layer", "List every layer inside the blocks too, not only the blocks."),
     )
     options = [info.name for info in handle.layers.values() if (show_all or info.is_block) and has_maps(info)]
     # The widget's key includes the model: with one key for every model, the browser kept showing
@@ -148,7 +150,7 @@ def controls(handle: ModelHandle) -> tuple[str, int]:
         options,
         key=widget_key,
         format_func=_label(handle),
-        help=glossary.help(
+        help=terms.help(
             "block",
             "Type to search. Blocks are listed in the order the photo flows through them, each with what blocks at "
             "that depth typically respond to.",
@@ -168,7 +170,7 @@ def controls(handle: ModelHandle) -> tuple[str, int]:
         max_value=channels - 1,
         step=1,
         key=state.CHANNEL,
-        help=glossary.help("filter", "Which filter of the layer the pages show. Click a tile in a grid to choose it."),
+        help=terms.help("filter", "Which filter of the layer the pages show. Click a tile in a grid to choose it."),
     )
     return layer, int(channel)
 

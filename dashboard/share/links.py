@@ -2,12 +2,12 @@
 ``/activation_maps?model=…&image=coffee&layer=…&filter=5&method=scorecam&class=285``.
 
 Beside the sidebar's model, sample photo, layer and filter, a link carries the page's own settings
-(:mod:`dashboard.settings`: method, class, mode...; only those that differ from where the page
+(:mod:`dashboard.share.settings`: method, class, mode...; only those that differ from where the page
 starts, so links stay short). A lecturer can bookmark each view of a talk, a reload keeps the
 view, and a link opens it for someone else. Links are read once per session and every value is
 checked like a click; what does not fit is named in a toast and the usual default is used instead.
 
-A talk's slide is the same thing as a link (:mod:`dashboard.talks`): :func:`check` checks both,
+A talk's slide is the same thing as a link (:mod:`dashboard.share.talks`): :func:`check` checks both,
 and :func:`stage` puts a checked view into the session for the next run to show.
 """
 
@@ -20,9 +20,13 @@ from typing import Any
 import streamlit as st
 
 import vis_core
-from dashboard import escape, image_source, layer_choice, model_choice, own_weights, settings, state
+from dashboard import state
+from dashboard.share import settings
 
 #: The sidebar's part of a link; the page's own settings follow (``settings.PAGES``).
+from dashboard.sidebar import image_source, layer_choice, model_choice, own_weights
+from dashboard.words import escape
+
 LINK_KEYS = ("model", "image", "layer", "filter")
 #: Longest value read for each of :data:`LINK_KEYS`.
 MAX_VALUE = 200
@@ -143,7 +147,8 @@ def params(page: str, model_name: str, image_key: str, layer: str, channel: int,
 def write(page: str, model_name: str, image_key: str, layer: str, channel: int) -> None:
     """Put the view in the address bar: the selection and the page's settings that differ from
     where the page starts."""
-    show(params(page, model_name, image_key, layer, channel, settings.link(page, st.session_state)))
+    own = settings.link(page, st.session_state, st.session_state[state.SELECTION])
+    show(params(page, model_name, image_key, layer, channel, own))
 
 
 def show(link: dict[str, str]) -> None:

@@ -123,7 +123,7 @@ def model_view(model_key: str, image_key: str, _handle: ModelHandle, _image: Ima
 
 @st.cache_resource(max_entries=8, ttl=TTL_SECONDS, show_spinner=False)
 def atlas(path: str, modified_ns: int, model_key: str, _handle: ModelHandle) -> vis_core.Atlas | None:
-    """A model's atlas folder opened for reading (``dashboard.atlases.find``), or None when it was
+    """A model's atlas folder opened for reading (``dashboard.data.atlases.find``), or None when it was
     built from other weights. Keyed by the folder and the newest modification time of its files:
     while a build runs, each run that sees newer files opens the atlas again and shows the new units."""
     opened = vis_core.open_atlas(path)
@@ -205,7 +205,7 @@ def attribution(
     _handle: ModelHandle,
     _image: Image.Image,
 ) -> vis_core.Attribution:
-    """One attribution map of a method that does not refine (the others: :mod:`dashboard.refine`)."""
+    """One attribution map of a method that does not refine (the others: :mod:`dashboard.work.refine`)."""
     return vis_core.attribute(_handle, _image, method, target=target, layer=layer)
 
 

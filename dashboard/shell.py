@@ -1,11 +1,11 @@
 """The sidebar shared by every page: model, image, layer and filter (channel).
 
-Each part has its module: :mod:`dashboard.model_choice` (the Model menu and
-:mod:`dashboard.own_weights`), :mod:`dashboard.image_source`, :mod:`dashboard.layer_choice`,
-and :mod:`dashboard.links` (the address bar, with the page's own settings). This module draws
+Each part has its module: :mod:`dashboard.sidebar.model_choice` (the Model menu and
+:mod:`dashboard.sidebar.own_weights`), :mod:`dashboard.sidebar.image_source`, :mod:`dashboard.sidebar.layer_choice`,
+and :mod:`dashboard.share.links` (the address bar, with the page's own settings). This module draws
 them in order and hands pages a :class:`Selection`; it also draws "Add this view to my talk"
 and, while a talk is presented, the presenter's controls instead of the sidebar
-(:mod:`dashboard.talks`). The keys they keep in ``st.session_state`` are named in
+(:mod:`dashboard.share.talks`). The keys they keep in ``st.session_state`` are named in
 :mod:`dashboard.state`. Anything a person can get wrong (an unreadable upload, a model whose
 weights cannot be fetched) becomes a message while the previous, working choice stays.
 """
@@ -19,21 +19,13 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import vis_core
-from dashboard import (
-    declare,
-    escape,
-    image_source,
-    layer_choice,
-    links,
-    model_choice,
-    own_weights,
-    present,
-    settings,
-    state,
-    talks,
-)
-from dashboard.image_source import ImageEntry
-from dashboard.model_choice import choose_model, run_models  # pages call these through the sidebar
+from dashboard import state
+from dashboard.share import links, present, settings, talks
+from dashboard.sidebar import image_source, layer_choice, model_choice, own_weights
+from dashboard.sidebar.image_source import ImageEntry
+from dashboard.sidebar.model_choice import choose_model, run_models  # pages call these through the sidebar
+from dashboard.views import declare
+from dashboard.words import escape
 from vis_core import LayerInfo, ModelHandle
 
 __all__ = [

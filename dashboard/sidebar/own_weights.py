@@ -14,7 +14,8 @@ from pathlib import Path
 import streamlit as st
 
 import vis_core
-from dashboard import escape, state
+from dashboard import state
+from dashboard.words import escape
 from vis_core import ModelHandle
 
 #: Own models one session keeps; loading another releases the oldest.

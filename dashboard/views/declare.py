@@ -4,7 +4,7 @@ and its drawing.
 Each page module in ``views/`` states a :class:`Page`: its settings as data, ``work(view)`` (the
 engine calls through the shared caches) and ``draw(view, results)``. Everything else is derived
 from that one declaration: the widgets (:func:`widget`), a link's and a slide's settings (parsed
-and written by ``dashboard.settings``), a talk's warm-up and the tour's preparation (the same
+and written by ``dashboard.share.settings``), a talk's warm-up and the tour's preparation (the same
 ``work``), and the cost of presenting (``cost``).
 
 Values are ids (a method's name, a class index, a layer name), never display labels. A setting's
@@ -33,8 +33,9 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import present, state
-from dashboard.image_source import ImageEntry
+from dashboard import state
+from dashboard.share import present
+from dashboard.sidebar.image_source import ImageEntry
 from vis_core import LayerInfo, ModelHandle
 
 

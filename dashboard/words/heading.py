@@ -1,6 +1,6 @@
 """Every page's heading: its title and the introduction in plain words, in one keyed container.
 
-Presenter mode (:mod:`dashboard.talks`) hides this container: a slide shows its own title in
+Presenter mode (:mod:`dashboard.share.talks`) hides this container: a slide shows its own title in
 large type instead, and the page's picture moves up into a 1280x720 screen, where the heading
 and introduction had pushed it below the fold.
 """

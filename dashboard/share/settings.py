@@ -1,5 +1,5 @@
 """Each page's settings as a link and a talk's slide carry them, derived from the pages'
-declarations (``dashboard.declare``; each page module in ``views/`` states its :class:`Page`).
+declarations (``dashboard.views.declare``; each page module in ``views/`` states its :class:`Page`).
 
 Text from a link or a talk file is parsed and checked here exactly as a click would be: only a
 value the setting offers for this model and layer gets through (a crafted link is a crafted
@@ -20,9 +20,7 @@ from typing import Any
 import streamlit as st
 
 import vis_core
-from dashboard import escape, refine
-from dashboard.declare import VARIES, Context, Invalid, Page, Setting, View, resolve, slug
-from dashboard.image_source import ImageEntry
+from dashboard.sidebar.image_source import ImageEntry
 from dashboard.views import (
     activation_maps,
     atlas,
@@ -37,6 +35,9 @@ from dashboard.views import (
     training_lab,
     unit,
 )
+from dashboard.views.declare import VARIES, Context, Invalid, Page, Setting, View, resolve, slug
+from dashboard.words import escape
+from dashboard.work import refine
 from vis_core import ModelHandle
 
 __all__ = ["PAGES", "VARIES", "View", "capture", "link", "parse", "warm"]
@@ -122,14 +123,22 @@ def capture(name: str, session: Mapping[str, Any]) -> dict[str, str]:
     return {setting.name: setting.kind.text(value) for setting, value in _present(name, session)}
 
 
-def link(name: str, session: Mapping[str, Any]) -> dict[str, str]:
-    """The settings a link needs: those that differ from a fixed start (one that varies with the
-    selection is always written, so the link shows what this session shows)."""
-    return {
-        setting.name: setting.kind.text(value)
-        for setting, value in _present(name, session)
-        if not setting.fixed or setting.kind.text(setting.default) != setting.kind.text(value)
-    }
+def link(name: str, session: Mapping[str, Any], chosen: Any) -> dict[str, str]:
+    """The settings a link needs: those that differ from where page ``name`` starts for the
+    selection ``chosen`` (a ``shell.Selection``), so links stay short and a link opened elsewhere
+    resolves the rest exactly as here (a start may depend on the settings before it)."""
+    before: dict[str, Any] = {}
+    needed: dict[str, str] = {}
+    for setting in of(name):
+        value = session.get(setting.key)
+        if value is None:
+            continue
+        context = Context(chosen.handle, chosen.image, chosen.layer, chosen.channel, dict(before))
+        before[setting.key] = value
+        start = setting.start(context)
+        if start is None or setting.kind.text(start) != setting.kind.text(value):
+            needed[setting.name] = setting.kind.text(value)
+    return needed
 
 
 def apply(name: str, values: Mapping[str, Any], *, reset: bool) -> None:

@@ -19,10 +19,8 @@ activation-maps page, faithfulness curves (:func:`faithfulness`) and the sanity 
 
 from __future__ import annotations
 
-import atexit
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 from PIL import Image
 
 import vis_core
+from dashboard.work.shelf import Shelf
 from vis_core import ModelHandle
 from vis_core.optim import Stopped
 
@@ -73,9 +72,7 @@ class Refinement:
         return True
 
 
-_LOCK = threading.Lock()
-_SHUTDOWN = threading.Event()
-_ALL: OrderedDict[Key, Refinement] = OrderedDict()
+_SHELF: Shelf[Refinement] = Shelf(MAX_KEPT)
 
 
 def refinement(
@@ -122,16 +119,11 @@ def sanity(
 def shared(key: Key, stages: Stages, *, name: str = "work") -> Refinement:
     """The shared refinement under ``key``, started in a background thread if nobody has (or
     the last one was abandoned); ``stages`` is called once, in that thread."""
-    with _LOCK:
-        current = _ALL.get(key)
+    with _SHELF.lock:
+        current = _SHELF.get(key)
         if current is None or current.stopped:
-            current = Refinement(key)
-            _ALL[key] = current
-            current.thread = threading.Thread(target=_work, args=(current, stages), name=f"refine-{name}", daemon=True)
-            current.thread.start()
-            while len(_ALL) > MAX_KEPT:
-                _ALL.popitem(last=False)
-        _ALL.move_to_end(key)
+            current = _SHELF.put(key, Refinement(key))
+            _SHELF.start(current, _work, current, stages, name=f"refine-{name}")
         current.seen = time.monotonic()
     return current
 
@@ -141,7 +133,7 @@ def _work(refinement: Refinement, stages: Stages) -> None:
         refinement.fraction = done / max(1, total)
 
     def abandoned() -> bool:
-        return _SHUTDOWN.is_set() or time.monotonic() - refinement.seen > WATCH_SECONDS
+        return _SHELF.stopping() or time.monotonic() - refinement.seen > WATCH_SECONDS
 
     try:
         for stage in stages(progress, abandoned):
@@ -159,17 +151,6 @@ def _work(refinement: Refinement, stages: Stages) -> None:
 
 
 def clear(timeout: float = 120.0) -> None:
-    """Stop the work in progress (waiting for it up to ``timeout`` s) and forget every kept map.
-    Tests call this between runs; it also runs at exit, since torch must not be running in a
-    thread while the interpreter shuts down."""
-    _SHUTDOWN.set()
-    with _LOCK:
-        threads = [r.thread for r in _ALL.values() if r.thread is not None]
-        _ALL.clear()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    _SHUTDOWN.clear()
-
-
-atexit.register(clear)
+    """Stop the work in progress (waiting for it up to ``timeout`` s) and forget every kept map
+    (tests call this between runs; it also runs at exit)."""
+    _SHELF.clear(timeout)

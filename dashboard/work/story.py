@@ -13,23 +13,22 @@ and image key, the newest :data:`MAX_KEPT` kept), in the order of the steps, the
 looking at first. Nobody asking for :data:`WATCH_SECONDS` stops the work (the page asks on each
 run and every two seconds while the tour is open); results already made are kept and the rest
 goes on when someone asks again. The work runs on the model's long-work twin, so clicks elsewhere
-never wait for it. Pattern and clean-up as in :mod:`dashboard.refine`.
+never wait for it. Pattern and clean-up as in :mod:`dashboard.work.refine`.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PIL import Image
 
 import vis_core
-from dashboard import layer_choice
+from dashboard.sidebar import layer_choice
+from dashboard.work.shelf import Shelf
 from vis_core import FeatureMaps, ModelHandle, Prediction
 from vis_core.filters import conv_layers
 from vis_core.layers import depths
@@ -117,7 +116,7 @@ def plan(handle: ModelHandle, maps: FeatureMaps, prediction: Prediction) -> Plan
         vis_core.ModelError: the model has no block with a spatial map (nothing to tour).
     """
     deep = handle.last_spatial_layer()
-    spatial = [info.name for info in handle.blocks() if info.is_spatial and info.name in maps.activations]
+    spatial = [name for name in handle.spatial_blocks() if name in maps.activations]
     spatial = spatial[: spatial.index(deep) + 1] if deep in spatial else spatial or [deep]
     named = depths(handle.layers)
     early = min(spatial, key=lambda name: abs(named[name].relative - EARLY) if name in named else 1.0)
@@ -211,43 +210,32 @@ class Preparation:
         return True
 
 
-_LOCK = threading.Lock()
-_SHUTDOWN = threading.Event()
-_ALL: OrderedDict[Key, Preparation] = OrderedDict()
+_SHELF: Shelf[Preparation] = Shelf(MAX_KEPT)
 
 
 def prepare(handle: ModelHandle, image_key: str, image: Image.Image, tour: Plan, tasks: list[str]) -> Preparation:
     """The shared preparation of this model and photo, with ``tasks`` added to it; its thread is
     started when something is missing and nobody is working on it."""
     key = (handle.key, image_key)
-    with _LOCK:
-        current = _ALL.get(key)
-        if current is None:
-            current = Preparation(key, tour, [])
-            _ALL[key] = current
-            while len(_ALL) > MAX_KEPT:
-                _ALL.popitem(last=False)
-        _ALL.move_to_end(key)
+    with _SHELF.lock:
+        current = _SHELF.get(key) or _SHELF.put(key, Preparation(key, tour, []))
         current.tasks = [task for task in TASKS if task in current.tasks or task in tasks]
         current.seen = time.monotonic()
-        if current.missing and current.thread is None and not _SHUTDOWN.is_set():
-            current.thread = threading.Thread(
-                target=_work, args=(current, handle, image), name="tour-prepare", daemon=True
-            )
-            current.thread.start()
+        if current.missing and current.thread is None:
+            _SHELF.start(current, _work, current, handle, image, name="tour-prepare")
     return current
 
 
 def _work(preparation: Preparation, handle: ModelHandle, image: Image.Image) -> None:
     def abandoned() -> bool:
-        return _SHUTDOWN.is_set() or time.monotonic() - preparation.seen > WATCH_SECONDS
+        return _SHELF.stopping() or time.monotonic() - preparation.seen > WATCH_SECONDS
 
     def progress(step: int, total: int, _preview=None) -> None:
         preparation.fraction = step / max(1, total)
 
     try:
         while True:
-            with _LOCK:
+            with _SHELF.lock:
                 missing = preparation.missing
                 if not missing or abandoned():
                     preparation.thread = None  # under the lock: prepare() starts a new one if asked again
@@ -266,7 +254,7 @@ def _work(preparation: Preparation, handle: ModelHandle, image: Image.Image) -> 
             finally:
                 preparation.working_on = None
     finally:
-        with _LOCK:
+        with _SHELF.lock:
             if preparation.thread is threading.current_thread():
                 preparation.thread = None
 
@@ -303,17 +291,6 @@ _RUNNERS: dict[str, Callable] = {RENDER: _render, TRUST: _trust, DREAM: _dream}
 
 
 def clear(timeout: float = 120.0) -> None:
-    """Stop the work in progress (waiting for it up to ``timeout`` s) and forget every result.
-    Tests call this between runs; it also runs at exit (torch must not be running in a thread
-    while the interpreter shuts down)."""
-    _SHUTDOWN.set()
-    with _LOCK:
-        threads = [p.thread for p in _ALL.values() if p.thread is not None]
-        _ALL.clear()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    _SHUTDOWN.clear()
-
-
-atexit.register(clear)
+    """Stop the work in progress (waiting for it up to ``timeout`` s) and forget every result
+    (tests call this between runs; it also runs at exit)."""
+    _SHELF.clear(timeout)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+
+from dashboard.words import escape
 
 #: Jobs allowed to run at the same time across all sessions.
 MAX_RUNNING = 2
@@ -89,8 +92,46 @@ class Job:
         return not self._thread.is_alive()
 
 
-def follow(progress: Callable[[], None], key: str) -> None:
-    """Draw ``progress`` (which reads the job under ``key`` in ``st.session_state`` and reports it)
-    as a fragment polled every second only while that job is there: running, or finished and not
-    yet reported (``progress`` removes it and reruns the page when it has said how it ended)."""
-    st.fragment(progress, run_every=1.0 if st.session_state.get(key) is not None else None)()
+@dataclass(frozen=True)
+class Progress:
+    """How a page follows its background job (the Atlas page's build, the lab's training): the job
+    under ``key`` in ``st.session_state``; while it runs, "<doing> <name>: <message>" with a
+    progress bar, a Stop button (``stop``: its label, key, help and the toast it shows) and
+    whatever ``running(job, history)`` adds; once it ended, ``ended(job)`` says how (a
+    ``(kind, text)`` kept under ``outcome_key`` for the page's next run, or None) and
+    ``finished(job)`` does what follows."""
+
+    key: str
+    outcome_key: str
+    doing: str
+    stop: tuple[str, str, str, str]
+    ended: Callable[[Job], tuple[str, str] | None]
+    running: Callable[[Job, Any], None] = lambda job, history: None
+    finished: Callable[[Job], None] = lambda job: None
+
+
+def follow(progress: Progress) -> None:
+    """Draw the job's progress as a fragment polled every second only while the job is there:
+    running, or ended and not yet reported (then its outcome is kept, the job forgotten, and the
+    whole page runs again to show it)."""
+
+    def draw() -> None:
+        current: Job | None = st.session_state.get(progress.key)
+        if current is None:
+            return
+        fraction, message, history = current.snapshot()
+        if current.running:
+            st.progress(fraction, text=escape.markdown(f"{progress.doing} {current.name}: {message}"))
+            label, key, help_text, toast = progress.stop
+            if st.button(label, key=key, help=help_text):
+                current.stop()
+                st.toast(toast)
+            progress.running(current, history)
+            return
+        if (outcome := progress.ended(current)) is not None:
+            st.session_state[progress.outcome_key] = outcome
+        progress.finished(current)
+        del st.session_state[progress.key]
+        st.rerun(scope="app")
+
+    st.fragment(draw, run_every=1.0 if st.session_state.get(progress.key) is not None else None)()

@@ -2,7 +2,7 @@
 session, saved and loaded as a small JSON file, and presented full screen.
 
 A slide is a view (a page and its link's parameters: model, sample photo, layer, filter and the
-page's own settings, see :mod:`dashboard.links` and :mod:`dashboard.settings`), so a slide shows
+page's own settings, see :mod:`dashboard.share.links` and :mod:`dashboard.share.settings`), so a slide shows
 exactly what its link shows. Slides use the sample photos: an uploaded photo, a camera picture or
 a lab run's test image cannot go into a file or a link, so "Add this view" refuses them and says so.
 
@@ -36,8 +36,11 @@ from typing import Any
 import streamlit as st
 
 import vis_core
-from dashboard import escape, heading, image_source, links, model_choice, present, settings, state
-from dashboard.image_source import ImageEntry
+from dashboard import state
+from dashboard.share import links, present, settings
+from dashboard.sidebar import image_source, model_choice
+from dashboard.sidebar.image_source import ImageEntry
+from dashboard.words import escape, heading
 
 FORMAT = "inside-a-cnn talk"
 VERSION = 1
@@ -48,7 +51,7 @@ MAX_TITLE = 120
 MAX_NOTE = 2000
 #: The fields of a slide in a file; ``title``, ``note`` and ``settings`` may be left out.
 SLIDE_FIELDS = ("title", "note", "page", "model", "image", "layer", "filter", "settings")
-VIEWS = Path(__file__).resolve().parent / "views"
+VIEWS = Path(__file__).resolve().parents[1] / "views"
 #: Where presenter mode's controls are drawn (a container key; its CSS class is ``st-key-<key>``).
 BAR_KEY = "talk_bar"
 _uids = itertools.count(1)
@@ -56,7 +59,7 @@ _uids = itertools.count(1)
 
 def pages() -> list[str]:
     """The pages a slide may show: this dashboard's pages (file names in ``views/``) but the talk's own."""
-    return sorted(path.stem for path in VIEWS.glob("*.py") if path.stem not in ("__init__", "talk"))
+    return sorted(path.stem for path in VIEWS.glob("*.py") if path.stem not in ("__init__", "talk", "declare"))
 
 
 class TalkError(ValueError):
@@ -286,7 +289,7 @@ def view_of(slide: Slide) -> settings.View:
     handle = model_choice.load_handle(checked.model or vis_core.DEFAULT_MODEL)
     sample = checked.sample or vis_core.sample_names()[0]
     image = ImageEntry(image_source.sample_key(sample), sample, vis_core.sample_image(sample))
-    from dashboard import layer_choice
+    from dashboard.sidebar import layer_choice
 
     layer = checked.layer or layer_choice.default_layer(handle)
     return settings.view(slide.page, handle, image, layer, checked.channel or 0, checked.values)
@@ -355,7 +358,7 @@ def _exit() -> None:
 
 
 #: Presenter mode: no sidebar, no header, no controls of the page in the main area (the slide
-#: holds them); larger type; the page's introduction hidden (:mod:`dashboard.heading`), so the
+#: holds them); larger type; the page's introduction hidden (:mod:`dashboard.words.heading`), so the
 #: picture fits a 1280x720 screen. Only these constant texts are ever injected.
 PRESENTER_CSS = f"""<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],

@@ -3,7 +3,7 @@ one gets a filter's strongest patches of the bundled sample photos from the engi
 ``vis_core.atlas.samples``).
 
 An atlas (``vis_core.build_atlas``) lives in one folder per model, ``vis_core.atlas_path(handle)``.
-:func:`find` opens it through :func:`dashboard.cache.atlas`, keyed by the folder and the newest
+:func:`find` opens it through :func:`dashboard.data.cache.atlas`, keyed by the folder and the newest
 modification time of its files, so a build in progress shows its new units on the next run
 (SQLite in WAL mode writes to ``-wal`` first: the folder's newest file is what moves). A model
 without an atlas costs one ``stat`` of a folder that is not there: the pages that show an
@@ -17,7 +17,8 @@ from pathlib import Path
 import streamlit as st
 
 import vis_core
-from dashboard import cache, escape
+from dashboard.data import cache
+from dashboard.words import escape
 from vis_core import ModelHandle
 
 #: Dataset examples shown beside a map on the other pages (the Atlas page shows them all).

@@ -13,7 +13,9 @@ import streamlit as st
 from PIL import Image
 
 import vis_core
-from dashboard import cache, escape, state
+from dashboard import state
+from dashboard.data import cache
+from dashboard.words import escape
 from vis_core.arrays import to_uint8
 
 #: Uploaded images are kept per session at most this long on their longer side.

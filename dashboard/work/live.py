@@ -23,7 +23,8 @@ import streamlit as st
 from PIL import Image
 
 import vis_core
-from dashboard import escape, present
+from dashboard.share import present
+from dashboard.words import escape
 from vis_core import costs
 from vis_core.arrays import to_uint8
 
@@ -112,7 +113,7 @@ def work(
     (``so_far`` names it, ``note`` adds a remark, ``again`` is the button that starts over,
     ``file`` the download's name) and end the page there. Returns the latest finished outcome,
     or None when there is none yet. ``ahead``: what a presented slide shows, made when the talk
-    started (:mod:`dashboard.settings`' warm-up); asked only while presenting, and its result is
+    started (:mod:`dashboard.share.settings`' warm-up); asked only while presenting, and its result is
     then the outcome. A None from it (past the work one request may use), or no ``ahead``, and the
     page works as above.
     """

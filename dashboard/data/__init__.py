@@ -1,0 +1,1 @@
+"""The shared caches of engine results, and the models' atlases."""
