@@ -433,3 +433,21 @@ TestViewer.settings = settings(
     suppress_health_check=list(HealthCheck),
     derandomize=os.environ.get("VIEWER_RANDOM") is None,
 )
+
+
+def test_exit_from_presenting_drops_the_presenters_type_first():
+    """The presenter's style is the first element of the main area, so the run after Exit replaces
+    it before anything else is drawn (it stayed until the page had drawn that far)."""
+    from dashboard.share import talks
+
+    view = {"model": "mobilenet_v2", "image": "coffee", "layer": "features.10", "filter": "3"}
+    talk = talks.Talk([talks.Slide("overview", view, "The photo")])
+    at = start("views/talk.py", **{TALK: talk})
+    at.button(key="talk_present").click().run()
+    assert at.session_state[TALK_PRESENTING] is True
+    first = at.main.children[0]
+    assert first.type == "html" and "font-size: 19px" in first.proto.body
+    at.button(key="talk_exit").click().run()
+    assert at.session_state[TALK_PRESENTING] is False
+    assert not any("font-size: 19px" in element.proto.body for element in at.get("html"))
+    assert at.main.children[0].type != "html"

@@ -357,6 +357,10 @@ def _exit() -> None:
     # layer and filter replace what it asked for)
 
 
+#: A mark beside the style, so that Streamlit keeps the element where it is drawn (HTML of style
+#: tags alone goes to the page's event container, which is cleared only when a run ends: the
+#: presenter's large type stayed on the page after Exit until the page had drawn completely).
+STYLE_MARK = "presenter-style"
 #: Presenter mode: no sidebar, no header, no controls of the page in the main area (the slide
 #: holds them); larger type; the page's introduction hidden (:mod:`dashboard.words.heading`), so the
 #: picture fits a 1280x720 screen. Only these constant texts are ever injected.
@@ -370,6 +374,7 @@ html {{ font-size: 19px; }}
   [data-testid="stButton"], [data-testid="stDownloadButton"], [data-testid="stFileUploader"],
   [data-testid="stPopover"]):not(.st-key-{BAR_KEY} *) {{ display: none; }}
 .st-key-{heading.KEY} [data-testid="stMarkdown"] {{ display: none; }}
+[data-testid="stElementContainer"]:has(.{STYLE_MARK}) {{ display: none; }}
 </style>"""
 #: With a slide title, the page's own title goes too (the slide's stands in its place).
 TITLED_CSS = f"<style>.st-key-{heading.KEY} {{ display: none; }}</style>"
@@ -380,7 +385,7 @@ def style(slot: Any) -> None:
     after Exit replaces it at once (drawn anywhere later, the presenter's large type stayed on
     the page until the page had drawn that far)."""
     if present.presenting():
-        slot.html(PRESENTER_CSS + (TITLED_CSS if shown().title else ""))
+        slot.html(PRESENTER_CSS + (TITLED_CSS if shown().title else "") + f'<span class="{STYLE_MARK}"></span>')
 
 
 def present_bar() -> settings.View:
