@@ -309,7 +309,7 @@ def test_activation_maps_page():
     assert "Grad-CAM for 'Egyptian cat' at features.18" in spec
     for label in ("Layer-CAM", "Saliency (gradient)", "Guided backprop"):
         assert label in spec
-    at.button(key="am_faith").click().run()
+    setting(at.button, "am_faith_on").click().run()
     assert not at.exception and "Deletion (to grey): lower is better" in chart_titles(at)
     at = start(ACTIVATION_MAPS, am_method="integrated_gradients", am_target=281, am_compare=["cam", "occlusion"])
     assert "Integrated gradients for 'tabby'" in chart_titles(at)
@@ -320,7 +320,7 @@ def test_activation_maps_page():
 
 def test_activation_maps_sanity_check():
     at = start(ACTIVATION_MAPS, am_compare=["gradcam"])
-    at.button(key="am_sanity").click().run()
+    setting(at.button, "am_sanity_on").click().run()
     assert not at.exception
     assert "solid: rank correlation" in chart_titles(at) and "Guided backprop" in chart_titles(at)
 

@@ -35,6 +35,7 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.share import present
+from dashboard.sidebar import layer_choice
 from dashboard.sidebar.image_source import ImageEntry
 from vis_core import LayerInfo, ModelHandle
 
@@ -222,7 +223,8 @@ _MISSING = object()
 class Setting:
     """One setting of a page: its key in the session, its name in a link, what it offers, where it
     starts (a value, or a function of the :class:`Context`: then it :data:`VARIES`), and how it is
-    drawn (``widget``: selectbox, radio, select_slider, multiselect, slider, number, toggle).
+    drawn (``widget``: selectbox, radio, select_slider, multiselect, slider, number, toggle; or
+    ``button``: a flag a button turns on, drawn where the page puts it, never in the sidebar).
 
     With ``follows``, a value the viewer did not choose moves with its start (the class explained
     is the new photo's top class, unless the viewer chose one by name)."""
@@ -420,12 +422,18 @@ def widget(view: View, page: Page, key: str, where: Any = None, **extra: Any) ->
         if setting.widget == "number":
             return where.number_input(text, kind.low, high, step=kind.step, **callback, **common)
         return where.slider(text, kind.low, high, step=kind.step, **callback, **common)
+    if setting.widget == "button":  # turns the flag on (a check that then runs), drawn where the page wants it
+        return where.button(text, key=widget_key(key, "button"), on_click=_turn_on, args=(key,), **common)
     wkey = widget_key(key, "flag")
     _show(wkey, value)
     callback = dict(key=wkey, on_change=_copy, args=(wkey, key))
     if setting.widget == "checkbox":
         return where.checkbox(text, **callback, **common)
     return where.toggle(text, **callback, **common)
+
+
+def _turn_on(key: str) -> None:
+    st.session_state[key] = True
 
 
 def _hashable(option: Any) -> Any:
@@ -445,7 +453,17 @@ def controls(view: View, page: Page) -> None:
         if page.controls:
             st.subheader(page.controls)
         for setting in page.settings:
-            widget(view, page, setting.key)
+            if setting.widget != "button":
+                widget(view, page, setting.key)
+
+
+def follow(page: str, values: Mapping[str, Any], *, layer: str | None = None, channel: int | None = None) -> None:
+    """Open ``page`` (its address) at this view from the next run on, as a link inside the app
+    would (the tour's "Explore this"): the layer and filter through the sidebar's one request
+    (``layer_choice.want``), the page's settings (by key) staged like a link's, applied before
+    that page resolves its view, every other setting at its start. The caller switches page."""
+    layer_choice.want(layer, channel)
+    st.session_state[state.LINK_SETTINGS] = (page, dict(values), True)
 
 
 def show(page: Page) -> None:

@@ -154,6 +154,8 @@ def test_a_talk_built_saved_loaded_and_presented(server, chromium, tmp_path):
     # the sidebar, not drawn while presenting, comes back holding the slide shown (its filter)
     last = document["slides"][2]
     expect(page.get_by_role("spinbutton", name=re.compile(r"^Filter"))).to_have_value(str(last["filter"]))
+    settle(page, LONG)  # the run after Exit replaces the slide's elements; until it ends the old ones may linger
+    expect(page.locator("h1").filter(has_text="Where it looked")).to_have_count(1)
     expect(page.locator("h1").filter(has_text="Where it looked")).to_be_visible()
     expect(page.get_by_role("heading", name="Compare methods")).to_be_visible()  # the whole page again
     no_exception(page)
