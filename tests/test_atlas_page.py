@@ -89,12 +89,15 @@ def test_the_grid_and_one_filter_large(with_atlas):
     best = unit.examples[0]
     assert f"{best.activation:.2f}" in image_captions(at)  # each example names its photo and activation
 
-    at.number_input(key=f"at_page_{LAYER_BUILT}").set_value(2).run()
+    setting(at.number_input, "at_page").set_value(2).run()
     assert tiles(at) == list(range(32, 64))
     at.button(key="at_tile_40").click().run()  # a tile's button chooses it
     assert not at.exception
     assert setting(at.number_input, ATLAS_UNIT).value == 40
     assert at.subheader[1].value == "Filter 40 of features.10"
+    assert setting(at.number_input, "at_page").value == 2 and 40 in tiles(at)
+    setting(at.number_input, ATLAS_UNIT).set_value(5).run()  # the grid's page follows the filter
+    assert setting(at.number_input, "at_page").value == 1 and 5 in tiles(at)
 
 
 def test_ordered_by_how_strongly_each_fires_on_the_photo(with_atlas):
