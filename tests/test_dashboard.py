@@ -229,7 +229,7 @@ def runs_dir(tmp_path, monkeypatch):
 
 def _train_from_page(at: AppTest, name: str, epochs: int) -> AppTest:
     at.text_input(key="lab_name").set_value(name)
-    at.slider(key="lab_epochs").set_value(epochs)
+    setting(at.slider, "lab_epochs").set_value(epochs)
     next(b for b in at.button if b.label == "Train").click().run()
     assert not at.exception, at.exception
     return at

@@ -280,17 +280,17 @@ def test_the_time_estimate_is_the_measured_step_cost_times_the_work(monkeypatch)
 
 def test_the_lab_page_estimates_from_a_measurement(monkeypatch, tmp_path):
     from tests.support import shown
-    from tests.support.apptest import start
+    from tests.support.apptest import setting, start
 
     monkeypatch.setenv("VIS_CORE_RUNS", str(tmp_path))
     monkeypatch.setattr(training, "measure_step", lambda *args: training.StepCost(step=0.5, forward=0.0, save=0.0))
     at = start("views/training_lab.py")
     defaults = training.LAB_DEFAULTS
-    assert at.selectbox(key="lab_init").value == defaults["init"] and at.slider(key="lab_epochs").value == 5
-    assert at.select_slider(key="lab_lr").value == defaults["lr"]
+    assert setting(at.selectbox, "lab_init").value == defaults["init"] and setting(at.slider, "lab_epochs").value == 5
+    assert setting(at.select_slider, "lab_lr").value == defaults["lr"]
     expected = 23 * defaults["epochs"] * 0.5  # the default run's steps times the (patched) measured step
     captions = " ".join(shown(caption.value) for caption in at.caption)
     assert f"This run will take about {expected:.0f} s of training on this machine" in captions
     assert f"takes about {expected:.0f} s on this machine" in at.info[0].value
-    at.select_slider(key="lab_batch").set_value(128).run()  # ceil(1438 / 128) = 12 steps an epoch
+    setting(at.select_slider, "lab_batch").set_value(128).run()  # ceil(1438 / 128) = 12 steps an epoch
     assert f"about {12 * defaults['epochs'] * 0.5:.0f} s" in " ".join(shown(c.value) for c in at.caption)

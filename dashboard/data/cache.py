@@ -95,6 +95,20 @@ def kernel_history(run_key: str, _run: lab.Run) -> tuple[str, np.ndarray]:
     return evolution.filter_history(_run)
 
 
+@st.cache_data(max_entries=16, ttl=TTL_SECONDS, show_spinner=False)
+def test_samples(run_key: str, _run: lab.Run) -> tuple[np.ndarray, list[int]]:
+    """A run's saved test images ``(N, H, W, C)`` in [0, 1] and their labels."""
+    images, labels = _run.test_samples()
+    return images.permute(0, 2, 3, 1).numpy(), [int(label) for label in labels]
+
+
+@st.cache_data(max_entries=16, ttl=TTL_SECONDS, show_spinner=False)
+def run_map_layers(run_key: str, _run: lab.Run) -> list[str]:
+    """A run's layers whose maps the lab shows through time (its spatial ReLUs)."""
+    layers = _run.handle(0).layers.values()
+    return [info.name for info in layers if info.is_spatial and info.type_name == "ReLU"]
+
+
 @st.cache_data(max_entries=32, ttl=TTL_SECONDS, show_spinner="Running every snapshot…")
 def feature_map_history(run_key: str, image_index: int, layer: str, _run: lab.Run) -> np.ndarray:
     """One test image's feature maps at ``layer`` for every snapshot of a run."""
