@@ -107,7 +107,7 @@ def test_feature_maps_paging_for_large_maps():
     at = start(FEATURE_MAPS, **{LAYER: "features.0"})  # 32 maps of 112×112: paged
     captions = " ".join(c.value for c in at.caption)
     assert "Channels 0–15 of 32" in captions
-    at.number_input(key="fm_page_features.0").set_value(2).run()
+    setting(at.number_input, "fm_page").set_value(2).run()
     assert "Channels 16–31 of 32" in " ".join(c.value for c in at.caption)
 
 
@@ -332,7 +332,7 @@ def test_deep_dream_page_dreams_and_offers_the_png():
     assert not at.exception and len(at.main.image) == 1
     assert "2 octaves × 2 steps" in at.main.image[0].proto.imgs[0].caption
     assert at.get("download_button")[0].proto.label.startswith("Download the dream")
-    at.slider(key="dd_blend").set_value(0.5).run()
+    setting(at.slider, "dd_blend").set_value(0.5).run()
     assert not at.exception
 
 

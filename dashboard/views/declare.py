@@ -170,6 +170,32 @@ class Number:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A run of whole numbers ``(first, last)`` inside ``0``..``high`` (a range slider): ``2-9`` in
+    a link. ``high`` may depend on the context (a layer's last filter)."""
+
+    high: int | Callable[[Context], int]
+
+    def top(self, context: Context) -> int:
+        return self.high(context) if callable(self.high) else self.high
+
+    def fits(self, value: Any, context: Context) -> bool:
+        pair = isinstance(value, tuple) and len(value) == 2 and all(type(v) is int for v in value)
+        return pair and 0 <= value[0] <= value[1] <= self.top(context)
+
+    def parse(self, text: str, context: Context) -> tuple[int, int]:
+        high = self.top(context)
+        found = re.fullmatch(r"([0-9]{1,7})-([0-9]{1,7})", text)
+        value = (int(found[1]), int(found[2])) if found else None
+        if value is None or not self.fits(value, context):
+            raise Invalid(f"is not a range first-last inside 0–{high}")
+        return value
+
+    def text(self, value: Any) -> str:
+        return f"{int(value[0])}-{int(value[1])}"
+
+
+@dataclass(frozen=True)
 class Flag:
     """On or off (a toggle or checkbox): ``1`` or ``0`` in a link."""
 
@@ -213,7 +239,7 @@ class ClassIndex:
         return str(int(value))
 
 
-Kind = Choice | Many | Number | Flag | ClassIndex
+Kind = Choice | Many | Number | Span | Flag | ClassIndex
 #: No fixed start (it depends on the model, photo, layer or another setting): always in a link.
 VARIES = object()
 _MISSING = object()
@@ -227,7 +253,8 @@ class Setting:
     ``button``: a flag a button turns on, drawn where the page puts it, never in the sidebar).
 
     With ``follows``, a value the viewer did not choose moves with its start (the class explained
-    is the new photo's top class, unless the viewer chose one by name)."""
+    is the new photo's top class, unless the viewer chose one by name). With ``placed``, the page
+    draws the widget where it belongs (beside its picture) rather than among its controls."""
 
     key: str
     name: str
@@ -237,6 +264,7 @@ class Setting:
     widget: str = "selectbox"
     help: str | None = None
     follows: bool = False
+    placed: bool = False
 
     @property
     def fixed(self) -> bool:
@@ -259,6 +287,8 @@ def _first_offer(kind: Kind, context: Context) -> Any:
         return []
     if isinstance(kind, Number):
         return kind.low
+    if isinstance(kind, Span):
+        return (0, kind.top(context))
     return False
 
 
@@ -422,6 +452,11 @@ def widget(view: View, page: Page, key: str, where: Any = None, **extra: Any) ->
         if setting.widget == "number":
             return where.number_input(text, kind.low, high, step=kind.step, **callback, **common)
         return where.slider(text, kind.low, high, step=kind.step, **callback, **common)
+    if isinstance(kind, Span):
+        high = kind.top(context)
+        wkey = widget_key(key, ("span", high))
+        _show(wkey, value)
+        return where.slider(text, 0, high, key=wkey, on_change=_copy, args=(wkey, key), **common)
     if setting.widget == "button":  # turns the flag on (a check that then runs), drawn where the page wants it
         return where.button(text, key=widget_key(key, "button"), on_click=_turn_on, args=(key,), **common)
     wkey = widget_key(key, "flag")
@@ -453,7 +488,7 @@ def controls(view: View, page: Page) -> None:
         if page.controls:
             st.subheader(page.controls)
         for setting in page.settings:
-            if setting.widget != "button":
+            if not setting.placed and setting.widget != "button":
                 widget(view, page, setting.key)
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 import vis_core
 from dashboard import state
 from dashboard.data import cache
-from dashboard.views.declare import Choice, Number, Page, Setting, View, require_spatial, show
+from dashboard.views.declare import Choice, Number, Page, Setting, View, require_spatial, show, widget
 from dashboard.words import heading, terms
 from dashboard.work import live
 from vis_core import costs
@@ -60,6 +60,16 @@ SETTINGS = (
         "Large images are processed in tiles of this size (less memory, no seams).",
     ),
     Setting("dd_seed", "seed", Number(0, 2**31 - 1), 0, "Seed", "number", terms.help("seed")),
+    Setting(
+        "dd_blend",
+        "blend",
+        Number(0.0, 1.0, 0.05),
+        1.0,
+        "Blend with the original",
+        "slider",
+        "1 shows the dream alone, 0 the original photo.",
+        placed=True,
+    ),
 )
 
 
@@ -141,15 +151,7 @@ def draw(view: View, ahead: vis_core.Dream | None) -> None:
     dream = outcome.value
     if outcome.made_with != made_with:
         st.caption("This dream was made with another model, image or layer; press Dream to update it.")
-    blend = st.slider(
-        "Blend with the original",
-        0.0,
-        1.0,
-        1.0,
-        0.05,
-        key="dd_blend",
-        help="1 shows the dream alone, 0 the original photo.",
-    )
+    blend = widget(view, PAGE, "dd_blend")
     what = f"filter {dream.channel} of {dream.layer}" if dream.channel is not None else dream.layer
     st.image(
         blend * dream.image + (1 - blend) * dream.original,

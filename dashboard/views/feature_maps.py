@@ -5,15 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import figures
-from dashboard.data import atlases, cache
+from dashboard.data import cache
 from dashboard.share import present
 from dashboard.sidebar import layer_choice
 from dashboard.views.declare import Choice, Context, Flag, Number, Page, Setting, View, show, widget
+from dashboard.views.parts import feature_map_figures as map_figures
 from dashboard.words import heading, terms
 from vis_core.featuremaps import ChannelPages
 
 AUTOMATIC = "Automatic"
-SHOWS = ("All (paged)", "Top-N by mean", "Top-N by max")
+SHOWS = map_figures.SHOWS
 
 
 def _top_n_max(context: Context) -> int:
@@ -22,6 +23,30 @@ def _top_n_max(context: Context) -> int:
         return 1
     channels, rows, cols = shape
     return min(64, figures.page_size_for(rows, cols, channels), channels)
+
+
+def paging(context: Context | View) -> ChannelPages:
+    """The pages of the mosaic of every map of the layer (as many maps a page as fit)."""
+    shape = context.handle.layers[context.layer].output_shape
+    if len(shape) != 3:
+        return ChannelPages(1, 1)
+    channels, rows, cols = shape
+    return ChannelPages(channels, figures.page_size_for(rows, cols, 64))
+
+
+def _pages(context: Context) -> int:
+    return paging(context).pages
+
+
+def _page_start(context: Context) -> int:
+    """The page that holds the sidebar's filter (it moves with the filter unless the viewer turned it)."""
+    pages = paging(context)
+    return pages.page_of(min(context.channel, pages.count - 1))
+
+
+def _page_label(context: Context) -> str:
+    pages = paging(context)
+    return f"Page (of {pages.pages}, {pages.size} maps each)"
 
 
 SETTINGS = (
@@ -61,6 +86,7 @@ SETTINGS = (
     Setting("fm_overlay", "overlay", Flag(), True, "Overlay on the image", "toggle"),
     Setting("fm_opacity", "opacity", Number(0.0, 1.0, 0.05), 0.6, "Overlay opacity", "slider"),
     Setting("fm_top_n", "top", Number(1, _top_n_max), lambda context: min(16, _top_n_max(context)), "N", "slider"),
+    Setting("fm_page", "page", Number(1, _pages), _page_start, _page_label, "number", follows=True),
 )
 
 
@@ -72,7 +98,7 @@ def work(view: View):
 
 
 def draw(view: View, results) -> None:
-    handle, layer, channel = view.handle, view.layer, view.channel
+    handle, layer = view.handle, view.layer
     maps, picture = results
     heading.show(
         "Feature maps",
@@ -82,23 +108,19 @@ def draw(view: View, results) -> None:
         "coarse, sparse maps. Click any small map below to choose that filter.",
     )
     activation = maps.activations[layer]
-    summary = maps.channel_summary(layer)  # per channel: strength, zeros, flat or not a number
-    info = handle.layers[layer]
-    channels, rows_px, cols_px = activation.shape
     # A layer without a ReLU at its end (MobileNetV2's blocks: "linear bottlenecks") has negative
     # values too: drawn on a two-sided scale centred on zero, so "not found" is one colour.
     signed = bool((activation < 0).any())
     with st.sidebar:
         st.subheader("Feature maps")
-        show_what = widget(view, PAGE, "fm_show")
-        colorscale = widget(view, PAGE, "fm_colorscale")
-        per_channel = widget(view, PAGE, "fm_per_channel")
-        overlay = widget(view, PAGE, "fm_overlay")
-        opacity = widget(view, PAGE, "fm_opacity", disabled=not overlay)
+        for key in ("fm_show", "fm_colorscale", "fm_per_channel", "fm_overlay"):
+            widget(view, PAGE, key)
+        widget(view, PAGE, "fm_opacity", disabled=not view.get("fm_overlay"))
+    colorscale = view.get("fm_colorscale")
     if colorscale == AUTOMATIC:
         colorscale = "RdBu_r" if signed else "Viridis"
     st.caption(f"**{layer}**: {layer_choice.describe(handle, layer)}.")
-    if signed and rows_px * cols_px > 1:
+    if signed and activation.shape[1] * activation.shape[2] > 1:
         colours = (
             "**Red** means the filter's pattern is there, **blue** that its opposite is; near zero (neither) the "
             "map is white, or clear over the photo."
@@ -109,107 +131,14 @@ def draw(view: View, results) -> None:
             f"This layer ends without a ReLU, so its maps have negative values too. {colours}",
             icon=":material/contrast:",
         )
-
-    if rows_px * cols_px == 1:
-        st.subheader(f"{layer} is a vector of {channels} numbers")
-        labels = list(handle.labels) if channels == len(handle.labels) else None
-        st.plotly_chart(
-            figures.vector_bars(
-                activation[:, 0, 0], title=f"{layer} ({info.type_name})", highlight=channel, labels=labels
-            ),
-            width="stretch",
-            key="fm_vector",
-        )
-        st.caption(f"This layer has no height or width left: each bar is one unit. Unit {channel} is highlighted.")
+    if activation.shape[1] * activation.shape[2] == 1:
+        map_figures.vector(view, activation)
     else:
-        big, facts = st.columns([2, 1])
-        with big:
-            background = picture if overlay else None
-            st.plotly_chart(
-                figures.channel_heatmap(
-                    activation[channel],
-                    title=f"{layer} · filter {channel}",
-                    background=background,
-                    opacity=opacity,
-                    colorscale=colorscale,
-                    signed=signed,
-                ),
-                width="stretch",
-                key="fm_channel",
-            )
-        with facts:
-            st.metric("Mean activation", f"{summary.mean[channel]:.4f}")
-            st.metric("Strongest response", f"{summary.max[channel]:.4f}")
-            st.metric("Zeros", f"{summary.zero_fraction[channel]:.0%}")
-            st.metric("Rank in layer (by mean)", f"{summary.rank(channel)} of {channels}")
-            st.caption(
-                f"This map is {cols_px}×{rows_px}: each cell covers about "
-                f"{handle.input_size[1] / cols_px:.0f} pixels of the {handle.input_size[1]}-pixel input."
-            )
-            if not summary.finite[channel]:
-                st.warning(f"Filter {channel} produced values that are not numbers (NaN or infinite) for this image.")
-            elif summary.flat[channel]:
-                st.info(
-                    f"Filter {channel} gives the same value ({summary.max[channel]:.4g}) everywhere "
-                    "in this image, so its "
-                    "map is one flat colour: what it looks for is not in this picture"
-                    + (" (its ReLU switched it off everywhere)." if summary.max[channel] == 0 else ".")
-                    + " Try another filter, or the Top-N view."
-                )
-            atlases.show_entry(handle, layer, channel)  # what it looks for, when the model has an atlas
-            layer_choice.unit_link(layer, channel, always=True)
-
+        map_figures.one_map(view, maps, picture, colorscale, signed)
         present.fold()  # a slide: the chosen filter's map and its numbers
-        st.subheader(f"All filters of {layer}")
-        if show_what == SHOWS[0]:
-            paging = ChannelPages(channels, figures.page_size_for(rows_px, cols_px, 64))
-            page = 1
-            if paging.pages > 1:
-                page = st.number_input(
-                    f"Page (of {paging.pages}, {paging.size} maps each)",
-                    1,
-                    paging.pages,
-                    paging.page_of(channel),
-                    key=f"fm_page_{layer}",
-                )
-            shown = paging.channels(page)
-            st.caption(
-                f"Channels {shown[0]}–{shown[-1]} of {channels}. Hover a map for its values; click it to choose it."
-            )
-        else:
-            by = "mean" if show_what.endswith("mean") else "max"
-            top_n = widget(view, PAGE, "fm_top_n")
-            shown = maps.top_channels(layer, top_n, by=by)
-            st.caption(
-                f"The {top_n} filters with the highest {by} activation, strongest first. Click one to choose it."
-            )
-        clicked = st.plotly_chart(
-            figures.channel_mosaic(
-                activation,
-                shown,
-                colorscale=colorscale,
-                per_channel_scale=per_channel,
-                highlight=channel,
-                signed=signed,
-            ),
-            width="stretch",
-            key="fm_mosaic",
-            on_select="rerun",
-            selection_mode="points",
-        )
-        layer_choice.pick(clicked, layer, "fm_mosaic")
-        layer_choice.unit_link(layer, channel)
-
+        map_figures.all_maps(view, PAGE, maps, paging(view), colorscale, signed)
     present.fold()
-    st.subheader("From edges to objects: every block at a glance")
-    st.caption(
-        "Left axis: the average activation of each block's output; right axis: the share of its values that are "
-        "exactly zero. Only a block that ends in a ReLU outputs exact zeros; one that ends in a linear layer (most of "
-        "MobileNetV2's blocks, by design) sits at 0%, so a flat line there means no ReLU, not a busy block."
-    )
-    block_names = {b.name for b in handle.blocks()}
-    stats = [row for row in maps.stats() if row.name in block_names]
-    st.plotly_chart(figures.layer_profile(stats, selected=info.block), width="stretch", key="fm_profile")
+    map_figures.profile(view, maps)
 
 
 PAGE = Page("feature_maps", SETTINGS, work, draw)

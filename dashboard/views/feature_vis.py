@@ -17,12 +17,14 @@ from dashboard.views.declare import (
     Number,
     Page,
     Setting,
+    Span,
     View,
     require_spatial,
     show,
     widget,
 )
-from dashboard.words import escape, heading, terms
+from dashboard.views.parts import paintings
+from dashboard.words import heading, terms
 from dashboard.work import live
 from vis_core import costs
 from vis_core.featurevis import feature_visualization, render_work
@@ -30,8 +32,8 @@ from vis_core.optim import MAX_SIZE
 
 MODES = ("one filter", "gallery of filters", "diverse images of one filter", "a class")
 SIZES = (64, 96, 128, 160, 224, 320, 448)
-#: The gallery's filters (a range slider whose ends depend on the layer: not a setting of a link).
-RANGE = "fv_range"
+#: Most filters a gallery paints at once.
+GALLERY = 16
 
 
 def _top_class(context: Context) -> int:
@@ -85,6 +87,15 @@ SETTINGS = (
     Setting("fv_seed", "seed", Number(0, 2**31 - 1), 0, "Seed", "number", terms.help("seed")),
     Setting("fv_count", "images", Number(2, 8), 4, "Images", "slider"),
     Setting(
+        "fv_range",
+        "filters",
+        Span(lambda context: context.handle.layers[context.layer].channels - 1),
+        lambda context: (0, min(context.handle.layers[context.layer].channels - 1, 7)),
+        "Filters",
+        "slider",
+        f"The gallery's filters, first to last; it paints at most {GALLERY} of them, from the first.",
+    ),
+    Setting(
         "fv_class",
         "class",
         ClassIndex(labels=lambda context: context.handle.labels.__getitem__),
@@ -96,16 +107,7 @@ SETTINGS = (
 )
 
 
-def gallery_range(view: View, chosen: Any = None) -> tuple[int, int]:
-    """The gallery's first and last filter: ``chosen`` where it fits the layer, else the first eight."""
-    last = view.info.channels - 1
-    pair = isinstance(chosen, tuple | list) and len(chosen) == 2 and all(type(v) is int for v in chosen)
-    if pair and 0 <= chosen[0] <= chosen[1] <= last:
-        return int(chosen[0]), int(chosen[1])
-    return 0, min(last, 7)
-
-
-def painting_args(view: View, chosen_range: Any = None) -> dict[str, Any]:
+def painting_args(view: View) -> dict[str, Any]:
     """``vis_core.feature_visualization``'s arguments from the view: one place for the Render
     button and a slide."""
     get, mode = view.get, view.get("fv_mode")
@@ -119,8 +121,8 @@ def painting_args(view: View, chosen_range: Any = None) -> dict[str, Any]:
         transforms=bool(get("fv_transforms")),
     )
     if mode == MODES[1]:
-        first, last = gallery_range(view, chosen_range)
-        return {**args, "channel": list(range(first, first + min(16, last - first + 1)))}
+        first, last = get("fv_range")
+        return {**args, "channel": list(range(first, first + min(GALLERY, last - first + 1)))}
     if mode == MODES[2]:
         return {**args, "channel": view.channel, "diversity": int(get("fv_count"))}
     if mode == MODES[3]:
@@ -164,13 +166,12 @@ def draw(view: View, ahead: vis_core.FeatureVisualization | None) -> None:
         for key in ("fv_mode", "fv_steps", "fv_size", "fv_fft", "fv_decorrelate", "fv_transforms", "fv_seed"):
             widget(view, PAGE, key)
         if mode == MODES[1]:
-            st.session_state[RANGE] = gallery_range(view, st.session_state.get(RANGE))
-            st.slider("Filters", 0, info.channels - 1, key=RANGE)
+            widget(view, PAGE, "fv_range")
         elif mode == MODES[2]:
             widget(view, PAGE, "fv_count")
         elif mode == MODES[3]:
             widget(view, PAGE, "fv_class")
-    args = painting_args(view, st.session_state.get(RANGE))
+    args = painting_args(view)
     allowed = live.estimate(handle, painting_work(handle, args), "the steps, the size or the number of filters")
     made_with = {"mode": mode, "model": handle.key}
     outcome = live.work(
@@ -189,36 +190,7 @@ def draw(view: View, ahead: vis_core.FeatureVisualization | None) -> None:
         st.caption("Press Render to paint.")
         st.stop()
 
-    result, shown_mode = outcome.value, outcome.made_with["mode"]
-    columns = st.columns(min(4, len(result.images)))
-    # One image at most twice its size (a 224-pixel render blown up to the page's width is mostly
-    # blur); several fill their columns (a fixed width would spill over the next column).
-    single_width = min(2 * result.images[0].shape[1], 512)
-    for index, image in enumerate(result.images):
-        with columns[index % len(columns)]:
-            if shown_mode == "a class":
-                label = escape.markdown(handle.labels[result.channels[index]])
-                caption = f"class '{label}'" if outcome.made_with["model"] == handle.key else "a class"
-            else:
-                caption = f"{result.layer} filter {result.channels[index]}"
-            st.image(image, caption=caption, width=single_width if len(columns) == 1 else "stretch", clamp=True)
-            st.download_button(
-                "Download PNG",
-                live.png_bytes(image),
-                file_name=f"featurevis-{index}.png",
-                mime="image/png",
-                key=f"fv_download_{index}",
-            )
-    what = {
-        "a class": "The class score",
-        "gallery of filters": "The filters' average response",
-        "diverse images of one filter": "The score (the filter's response, less a penalty for alike images)",
-    }.get(shown_mode, "The filter's average response")
-    st.caption(
-        f"{what} rose from {result.objective[0]:.3f} on the starting noise to "
-        f"{result.objective[-1]:.3f} on the painting "
-        f"({len(result.objective)} steps, seed {result.seed}, {result.seconds:.1f} s)."
-    )
+    paintings.show(handle, outcome)
 
 
 PAGE = Page("feature_vis", SETTINGS, work, draw, cost, eager=False)

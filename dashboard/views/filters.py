@@ -9,17 +9,14 @@ marked in it; a click there chooses that convolution and its filter in the sideb
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-from dashboard import figures
 from dashboard.data import cache
 from dashboard.share import present
-from dashboard.sidebar import layer_choice
 from dashboard.views.declare import Choice, Context, Page, Setting, View, show, widget
+from dashboard.views.parts import kernels as kernel_figures
 from dashboard.words import heading, terms
 from vis_core import ModelHandle
-from vis_core.featuremaps import ChannelPages
 from vis_core.filters import conv_layers
 
 #: The convolution shown (a setting; its start follows the sidebar's layer).
@@ -138,103 +135,13 @@ def draw(view: View, kernels) -> None:
             reduce = widget(view, PAGE, "fl_reduce")
 
     if kernels.kind == "rgb":
-        images = kernels.rgb("filter" if normalize == "each filter" else "layer")
-        clicked = st.plotly_chart(
-            figures.rgb_mosaic(images, highlight=channel),
-            width="stretch",
-            key="fl_rgb",
-            on_select="rerun",
-            selection_mode="points",
-        )
-        layer_choice.pick(clicked, layer, "fl_rgb")
-        layer_choice.unit_link(layer, shown_channel)
-        present.fold()  # a slide: the layer's filters
-        st.subheader(f"Filter {shown_channel}, channel by channel")
-        st.plotly_chart(
-            figures.channel_mosaic(
-                kernels.weight[shown_channel],
-                [0, 1, 2],
-                columns=3,
-                colorscale="RdBu_r",
-                per_channel_scale=False,
-                tile_px=140,
-                quantity="weight",
-            ),
-            width="stretch",
-            key="fl_rgb_channels",
-        )
-        st.caption("Tiles 0, 1 and 2 are the red, green and blue weights. Hover for exact values.")
+        kernel_figures.colour(kernels, layer, channel, shown_channel, normalize)
     elif kernels.kind == "pointwise":
-        st.plotly_chart(
-            figures.weight_matrix(kernels.matrix(), title=f"{layer}: filters × input channels", highlight=channel),
-            width="stretch",
-            key="fl_matrix",
-        )
+        kernel_figures.matrix(kernels, layer, channel)
     else:
-        how = "l2" if kernels.kind in ("standard", "grouped") and reduce == "L2 norm" else "mean"
-        maps, signed = kernels.reduced(how), kernels.signed(how)
-        paging = ChannelPages(out_channels, figures.page_size_for(kh, kw, 256))
-        shown = paging.channels(paging.page_of(shown_channel))  # the page that holds the chosen filter
-        clicked = st.plotly_chart(
-            figures.channel_mosaic(
-                maps,
-                shown,
-                colorscale="RdBu_r" if signed else "Viridis",
-                per_channel_scale=False,
-                highlight=channel,
-                columns=16,
-                tile_px=56,
-                signed=signed,
-                quantity="weight" if signed else "weight strength",
-            ),
-            width="stretch",
-            key="fl_mosaic",
-            on_select="rerun",
-            selection_mode="points",
-        )
-        layer_choice.pick(clicked, layer, "fl_mosaic")
-        layer_choice.unit_link(layer, shown_channel)
-        st.caption(
-            f"Filters {shown[0]}–{shown[-1]} of {out_channels}"
-            + ("" if signed else ", each the L2 norm over its input channels")
-            + ". Hover for values."
-        )
-        present.fold()
-        if kernels.kind in ("standard", "grouped") and in_per_group > 1:
-            st.subheader(f"Filter {shown_channel}: its {in_per_group} kernels, one per input channel")
-            limit = figures.page_size_for(kh, kw, 128)
-            st.plotly_chart(
-                figures.channel_mosaic(
-                    kernels.weight[shown_channel],
-                    list(range(min(in_per_group, limit))),
-                    colorscale="RdBu_r",
-                    per_channel_scale=False,
-                    columns=16,
-                    tile_px=48,
-                    quantity="weight",
-                ),
-                width="stretch",
-                key="fl_inputs",
-            )
-
+        kernel_figures.mosaic(kernels, layer, channel, shown_channel, reduce)
     present.fold()
-    left, right = st.columns(2)
-    with left:
-        st.plotly_chart(
-            figures.weight_histogram(kernels.weight, title=f"All {kernels.weight.size:,} weights of {layer}"),
-            width="stretch",
-            key="fl_hist",
-        )
-    with right:
-        dead = kernels.dead()
-        st.plotly_chart(figures.norm_bars(kernels.norms, dead=dead, highlight=channel), width="stretch", key="fl_norms")
-    if dead:
-        st.warning(f"{len(dead)} filter(s) have almost no weight (dead or unused): {', '.join(map(str, dead[:20]))}.")
-    else:
-        st.caption(
-            f"Filter {shown_channel} has strength {kernels.norms[shown_channel]:.3f}; the median is "
-            f"{float(np.median(kernels.norms)):.3f}. No filter is dead."
-        )
+    kernel_figures.weights(kernels, layer, channel, shown_channel)
 
 
 PAGE = Page("filters", SETTINGS, work, draw)
