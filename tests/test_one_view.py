@@ -269,12 +269,21 @@ class Viewer(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 50), fraction=st.floats(0, 1))
     def change_a_setting(self, pick: int, fraction: float) -> None:
         """A widget of the page's settings drawn now, set to one of the values it offers."""
-        from dashboard.views.declare import ClassIndex, Context, Flag, Many, Number
+        from dashboard.views.declare import ClassIndex, Context, Flag, Many, Number, Span
 
         page = page_settings.page(self.page)
         drawn = {
             str(w.key).split("@")[0]: w
-            for kind in ("selectbox", "radio", "multiselect", "toggle", "select_slider", "slider", "number_input")
+            for kind in (
+                "selectbox",
+                "radio",
+                "multiselect",
+                "toggle",
+                "select_slider",
+                "slider",
+                "number_input",
+                "button",
+            )
             for w in self.at.get(kind)
             if w.key and "@" in str(w.key)
         }
@@ -287,7 +296,13 @@ class Viewer(RuleBasedStateMachine):
         before = {s.key: self.at.session_state[s.key] for s in page.settings[: page.settings.index(setting)]}
         context = Context(chosen.handle, chosen.image, chosen.layer, chosen.channel, before)
         kind = setting.kind
-        if isinstance(kind, Flag):
+        if setting.widget == "button":  # a check's button: it turns its flag on
+            widget.click().run()
+            return
+        if isinstance(kind, Span):
+            first = int(fraction * kind.top(context))
+            value = (first, min(kind.top(context), first + 7))
+        elif isinstance(kind, Flag):
             value = not widget.value
         elif isinstance(kind, Number):
             top = kind.top(context)
