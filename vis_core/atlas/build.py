@@ -145,7 +145,7 @@ def build_atlas(
             finally:
                 runner.close()
         else:
-            bad = int(store.meta()["collection"].get("bad_images", 0))
+            bad = int(store.meta()["collection"].get("bad_images") or 0)
         report(skipped + built, total, "Done")
     return AtlasSummary(built, skipped, time.perf_counter() - start, executor, bad, tuple(names), Path(out))
 
