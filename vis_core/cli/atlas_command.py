@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .framework import CliError, command, load, non_negative, positive
+from .framework import CliError, command, load, positive, seed
 
 
 def _atlas_args(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def _atlas_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=positive, default=128)
     parser.add_argument("--top-k", type=positive, default=9)
     parser.add_argument("--renders", type=positive, default=1, help="feature visualisations per unit (diverse)")
-    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument(
         "--ray",
         nargs="?",
