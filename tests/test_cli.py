@@ -251,3 +251,95 @@ def test_a_run_trained_from_the_cli_is_in_the_dashboards_runs_folder(capsys, tmp
     assert [run.name for run in vis_core.list_runs()[0]] == ["cli-run"]
     code, _, _ = run_cli(capsys, "filters", "--run", "cli-run", "--layer", "conv1a", "--out", str(tmp_path / "k.png"))
     assert code == 0
+
+
+# ------------------------------------------------- arguments refused before anything is allocated (#24)
+HUGE_SEED = "1000000000000000000000000000000"
+ATLAS_MODEL = "tests.factories:tiny_atlas"
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Any model loaded fails the test: a refusal must come before the model (and its memory)."""
+    import vis_core.loading
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were refused")
+
+    monkeypatch.setattr(vis_core.loading, "load_model", loaded)
+    monkeypatch.setattr(vis_core.loading, "load_factory", loaded)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["featurevis", "--layer", "features.7", "--channel", "1", "--out", "x.png"],
+        ["dream", "--layer", "features.4", "--out", "x.png"],
+        ["invert", "--layer", "features.2", "--out", "x.png"],
+        ["atlas", "--model", ATLAS_MODEL, "--layer", "0", "--out", "atlas"],
+        ["train", "--epochs", "1"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_a_seed_past_64_bits_exits_2_before_the_model_loads(capsys, tmp_path, monkeypatch, no_model, args):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, *args, "--seed", HUGE_SEED)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "seed" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("channels", ["0-1000000000", "0-20000000", "0-64"])
+def test_a_gallery_past_the_batch_cap_exits_2_before_the_list_is_made(capsys, tmp_path, no_model, channels):
+    code, out, err = run_cli(capsys, "featurevis", "--layer", "features.7", "--channels", channels, "--out", "x.png")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "at most 64 channels" in err
+
+
+def test_a_channel_range_is_checked_without_making_it():
+    import argparse
+    import tracemalloc
+
+    from vis_core.cli.framework import channel_range
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(argparse.ArgumentTypeError, match="at most 64 channels"):
+            channel_range("0-1000000000")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # a list of 10^9 ints would be gigabytes
+    assert channel_range("3-5") == [3, 4, 5]
+
+
+def test_the_engine_refuses_a_huge_seed_or_gallery_before_it_starts():
+    tiny = vis_core.load_factory(ATLAS_MODEL, device="cpu")
+    with pytest.raises(vis_core.ParameterError, match="seed"):
+        vis_core.feature_visualization(tiny, layer="2", channel=0, steps=1, size=32, seed=10**30)
+    with pytest.raises(vis_core.ParameterError, match="at most 64"):
+        vis_core.feature_visualization(tiny, layer="2", channel=list(range(10**5)), steps=1, size=32)
+    photo = vis_core.sample_image("chelsea")
+    with pytest.raises(vis_core.ParameterError, match="seed"):
+        vis_core.deep_dream(tiny, photo, layer="2", steps=1, octaves=1, seed=10**30)
+    with pytest.raises(vis_core.ParameterError, match="seed"):
+        vis_core.reconstruct(tiny, photo, layer="2", steps=1, seed=-1)
+
+
+def test_atlas_images_with_a_symlink_loop_exits_2_with_one_line(capsys, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    vis_core.sample_image("chelsea").save(folder / "cat.png")
+    (folder / "a").symlink_to(folder / "b")
+    (folder / "b").symlink_to(folder / "a")
+    args = ["atlas", "--model", ATLAS_MODEL, "--device", "cpu", "--layer", "0", "--images", str(folder)]
+    code, out, err = run_cli(capsys, *args, "--out", str(tmp_path / "atlas"), "--steps", "2", "--size", "32")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "loop" in err
+
+
+def test_atlas_images_of_empty_files_exits_2_with_one_line_and_no_progress(capsys, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(10_000):
+        (folder / f"{index:05d}.png").touch()
+    args = ["atlas", "--model", ATLAS_MODEL, "--device", "cpu", "--layer", "0", "--images", str(folder)]
+    code, out, err = run_cli(capsys, *args, "--out", str(tmp_path / "atlas"), "--steps", "2", "--size", "32")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "empty" in err, err
+    assert not (tmp_path / "atlas").exists()

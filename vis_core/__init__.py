@@ -15,7 +15,7 @@ Torch and numpy only: importing it never imports streamlit or plotly. The public
     vis_core.load_factory("mypackage.models:build")               # your own trusted code, explicitly
 """
 
-from .atlas import Atlas, AtlasError, AtlasSummary, atlas_path, atlases_dir, build_atlas, open_atlas
+from .atlas import Atlas, AtlasError, AtlasSummary, AtlasUnitError, atlas_path, atlases_dir, build_atlas, open_atlas
 from .attribution import METHODS, Attribution, Method, attribute, attribute_stages
 from .dream import Dream, deep_dream
 from .errors import ImageError, ModelError, ParameterError, ResourceError, VisCoreError
@@ -45,6 +45,7 @@ __all__ = [
     "Atlas",
     "AtlasError",
     "AtlasSummary",
+    "AtlasUnitError",
     "Attribution",
     "Dream",
     "Faithfulness",

@@ -134,7 +134,7 @@ def deep_dream(
         handle.check_channel(layer, channel)
     if not 1 <= int(octaves) <= MAX_OCTAVES:
         raise ParameterError(f"octaves must be between 1 and {MAX_OCTAVES}, got {octaves}.")
-    check_caps(steps=int(steps) * int(octaves))
+    check_caps(steps=int(steps) * int(octaves), seed=seed)
     if not 1.0 < float(octave_scale) <= 2.0:
         raise ParameterError(f"octave scale must be in (1, 2], got {octave_scale}.")
     costs.check_work(

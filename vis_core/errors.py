@@ -26,3 +26,25 @@ class ParameterError(VisCoreError, ValueError):
 
 class ResourceError(VisCoreError, MemoryError):
     """The device ran out of memory for one request; the model is intact and the next request works."""
+
+
+class AtlasError(ParameterError):
+    """An atlas folder cannot be used for this build or read: another model, other settings,
+    another image collection, a build already writing it, a locked or damaged database, a file
+    linked from outside the folder, or no atlas there."""
+
+
+class AtlasUnitError(AtlasError):
+    """One unit's entry of an atlas is damaged (a picture that is not the PNG it should be, rows
+    that are not the JSON they should be); every other unit can still be read.
+
+    Attributes:
+        layer, channel: the unit.
+    """
+
+    def __init__(self, layer: str, channel: int, reason: str) -> None:
+        self.layer, self.channel, self.reason = layer, channel, reason
+        super().__init__(
+            f"The atlas entry of layer {layer} channel {channel} is damaged: {reason}. The other entries can "
+            "still be read; build the atlas again into a new folder to replace it."
+        )

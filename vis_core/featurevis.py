@@ -72,10 +72,11 @@ def feature_visualization(
             ``class`` (``channel`` is a class index and ``layer`` is ignored).
         diversity: render this many images of one channel with a diversity term.
     """
-    check_caps(steps=steps, size=size)
+    check_caps(steps=steps, size=size, seed=seed)
     channels = [channel] if isinstance(channel, int) else list(channel)
     if not channels:
         raise ParameterError("Choose at least one channel.")
+    check_caps(batch=max(len(channels), int(diversity) or 1))  # before each channel is looked at
     if mode == "class":
         for index in channels:
             if not 0 <= index < len(handle.labels):

@@ -84,7 +84,7 @@ def reconstruct(
     info = handle.layer(layer)
     if len(info.output_shape) not in (1, 3):
         raise ParameterError(f"{layer} outputs {info.output_shape}; choose a layer with a feature map.")
-    check_caps(steps=steps)
+    check_caps(steps=steps, seed=seed)
     start = time.perf_counter()
     handle = handle.for_long_work()  # the reconstruction never holds the lock a click waits for
     view = torch.as_tensor(np.array(handle.model_view(image)), dtype=torch.float32).permute(2, 0, 1)[None] / 255.0

@@ -42,10 +42,16 @@ from .transforms import Transform
 MAX_STEPS = 2048
 MAX_SIZE = 1024
 MAX_BATCH = 64
+#: The largest seed: a torch.Generator takes 64 bits (a larger one overflowed inside torch).
+MAX_SEED = 2**63 - 1
 
 
-def check_caps(*, steps: int | None = None, size: int | None = None, batch: int | None = None) -> None:
+def check_caps(
+    *, steps: int | None = None, size: int | None = None, batch: int | None = None, seed: int | None = None
+) -> None:
     """Refuse extreme parameters with a clear message (server-side, whatever the UI sent)."""
+    if seed is not None and (isinstance(seed, bool) or not 0 <= int(seed) <= MAX_SEED):
+        raise ParameterError(f"seed must be a whole number from 0 to {MAX_SEED}, got {str(seed)[:40]}.")
     if steps is not None and not 1 <= int(steps) <= MAX_STEPS:
         raise ParameterError(f"steps must be between 1 and {MAX_STEPS}, got {steps}.")
     if size is not None and not 16 <= int(size) <= MAX_SIZE:

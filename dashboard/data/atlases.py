@@ -8,6 +8,11 @@ modification time of its files, so a build in progress shows its new units on th
 (SQLite in WAL mode writes to ``-wal`` first: the folder's newest file is what moves). A model
 without an atlas costs one ``stat`` of a folder that is not there: the pages that show an
 entry beside their map (Feature maps, Projection) show nothing and do not wait.
+
+What is read is checked by the engine (``vis_core.atlas.checks``): a damaged atlas is a sentence
+from :func:`lookup`, and a damaged entry of one filter a ``vis_core.AtlasUnitError`` that
+:func:`entry` turns into a sentence for the page, while every other filter still shows. A model's
+folder that is a link out of the atlases folder is not opened.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ def lookup(handle: ModelHandle) -> tuple[vis_core.Atlas | None, str | None]:
     modified = stamp(path)
     if modified is None:
         return None, ""
+    if not inside_atlases(path):
+        return None, (
+            "This model's atlas folder is a link to a place outside the atlases folder, so it is not opened. "
+            "Copy the atlas into the atlases folder instead of linking it."
+        )
     try:
         atlas = cache.atlas(str(path), modified, handle.key, handle)
     except vis_core.VisCoreError as exc:  # a build that has not written its first record, or a damaged folder
@@ -50,6 +60,30 @@ def lookup(handle: ModelHandle) -> tuple[vis_core.Atlas | None, str | None]:
     if atlas is None:
         return None, "The atlas in this model's folder was built from other weights, so it is not shown."
     return atlas, None
+
+
+def inside_atlases(path: Path) -> bool:
+    """Whether the folder ``path`` is in the atlases folder itself, not linked there from elsewhere."""
+    try:
+        return not path.is_symlink() and path.resolve().is_relative_to(vis_core.atlases_dir().resolve())
+    except OSError:  # a link loop
+        return False
+
+
+def entry(atlas: vis_core.Atlas | None, layer: str, channel: int) -> tuple[vis_core.atlas.Unit | None, str | None]:
+    """One filter's atlas entry, its render and patches decoded, and None; or None and why it cannot
+    be shown (a damaged entry, named, or a database another program holds locked); ``(None, None)``
+    when the atlas does not hold that filter (yet). Every other filter still reads."""
+    if atlas is None:
+        return None, None
+    try:
+        unit = atlas.unit(layer, channel)
+        if unit is not None:
+            decoded = unit.renders, [example.patch for example in unit.examples]  # decoded here, where it is caught
+            del decoded
+    except vis_core.AtlasError as exc:
+        return None, str(exc)
+    return unit, None
 
 
 def find(handle: ModelHandle) -> vis_core.Atlas | None:
@@ -70,8 +104,9 @@ def example_caption(example) -> str:
 def show_entry(handle: ModelHandle, layer: str, channel: int) -> None:
     """Beside a filter's map: its render and its top dataset examples, small, when the model's
     atlas holds that filter; nothing otherwise."""
-    atlas = find(handle)
-    unit = atlas.unit(layer, channel) if atlas is not None else None
+    unit, problem = entry(find(handle), layer, channel)
+    if problem:
+        st.warning(escape.markdown(problem))
     if unit is None:
         return
     st.caption(f"What filter {channel} looks for (from the atlas)")

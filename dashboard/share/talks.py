@@ -155,7 +155,8 @@ class Talk:
             raise TalkError([f"This is not a talk file (not JSON: {str(exc)[:120]})."]) from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise TalkError([f'This is not a talk file (it has no "format": "{FORMAT}").'])
-        if document.get("version") != VERSION:
+        version = document.get("version")
+        if isinstance(version, bool) or version != VERSION:  # JSON's true is not the version 1
             raise TalkError(
                 [f"Talk file version {str(document.get('version'))[:20]!r} is not {VERSION}, the one read here."]
             )
@@ -175,6 +176,16 @@ class Talk:
         return cls(slides)
 
 
+def _valid(text: str) -> bool:
+    """Whether ``text`` is valid Unicode: no lone surrogate such as ``\\ud800`` (JSON escapes can
+    hold one; the page that shows it cannot encode it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(item: dict, name: str, limit: int, problems: list[str], *, required: bool = True) -> str:
     value = item.get(name, None if required else "")
     if not isinstance(value, str) or (required and not value):
@@ -182,6 +193,9 @@ def _text(item: dict, name: str, limit: int, problems: list[str], *, required: b
         return ""
     if len(value) > limit:
         problems.append(f"{name} is longer than {limit} characters")
+        return ""
+    if not _valid(value):
+        problems.append(f"{name} is not valid text (it holds a lone surrogate)")
         return ""
     return value
 
@@ -206,7 +220,13 @@ def _slide(item: object) -> tuple[Slide | None, list[str]]:
         problems.append("settings is not an object of at most 50 names")
         own = {}
     for name, value in own.items():
-        if name in links.LINK_KEYS or not isinstance(value, str) or len(value) > settings.MAX_TEXT or len(name) > 40:
+        if (
+            name in links.LINK_KEYS
+            or not isinstance(value, str)
+            or len(value) > settings.MAX_TEXT
+            or len(name) > 40
+            or not (_valid(name) and _valid(value))
+        ):
             problems.append(f"setting {str(name)[:40]!r} is not a name with a short text")
     if problems:
         return None, problems

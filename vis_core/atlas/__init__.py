@@ -15,15 +15,16 @@ and :mod:`.ray_executor` (where the work runs), :mod:`.build` (orchestration), :
 (reading).
 """
 
+from ..errors import AtlasError, AtlasUnitError
 from .api import Atlas, Example, Unit, open_atlas
 from .build import AtlasSummary, atlas_path, atlases_dir, build_atlas
 from .collection import CollectionError
-from .store import AtlasError
 
 __all__ = [
     "Atlas",
     "AtlasError",
     "AtlasSummary",
+    "AtlasUnitError",
     "CollectionError",
     "Example",
     "Unit",

@@ -9,7 +9,7 @@ from their PNG blobs when first asked for, so listing a layer's units costs litt
 
 from __future__ import annotations
 
-import json
+import operator
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -20,8 +20,11 @@ from urllib.parse import quote
 
 import numpy as np
 
+from ..errors import AtlasUnitError
 from ..models import ModelHandle
-from .store import DATABASE, AtlasError, png_array
+from . import checks
+from .renders import MAX_RENDERS
+from .store import BUSY_SECONDS, DATABASE, FORMAT, AtlasError, locked
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,10 +45,16 @@ class Example:
     box: tuple[int, int, int, int]
     position: tuple[int, int]
     _png: bytes = field(repr=False)
+    _unit: tuple[str, int] = field(default=("?", -1), repr=False)
+    _number: int = field(default=1, repr=False)
 
     @cached_property
     def patch(self) -> np.ndarray:
-        return png_array(self._png)
+        """Raises :class:`~vis_core.AtlasUnitError` for a patch whose PNG is damaged."""
+        try:
+            return checks.png_array(self._png, f"patch {self._number}")
+        except ValueError as exc:
+            raise AtlasUnitError(*self._unit, str(exc)) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +76,12 @@ class Unit:
 
     @cached_property
     def renders(self) -> tuple[np.ndarray, ...]:
-        """The feature visualisations, ``(H, W, 3)`` float32 in [0, 1]; the first is :attr:`render`."""
-        return tuple(png_array(data) for data in self._render_pngs)
+        """The feature visualisations, ``(H, W, 3)`` float32 in [0, 1]; the first is :attr:`render`.
+        Raises :class:`~vis_core.AtlasUnitError` for a render whose PNG is damaged."""
+        try:
+            return tuple(checks.png_array(data, f"render {number}") for number, data in enumerate(self._render_pngs, 1))
+        except ValueError as exc:
+            raise AtlasUnitError(self.layer, self.channel, str(exc)) from None
 
     @property
     def render(self) -> np.ndarray:
@@ -80,20 +93,36 @@ class Atlas:
 
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
-        db = path if path.is_file() else path / DATABASE
+        folder = path.parent if path.name == DATABASE and not path.is_dir() else path
+        db = checks.inside(folder, repr(str(path)))  # before anything is opened
         if not db.is_file():
             raise AtlasError(f"No atlas at {str(path)!r} (no {DATABASE} there).")
-        self.path = db.parent
+        self.path = folder
         self._lock = threading.Lock()
         try:
             uri = f"file:{quote(str(db))}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30, isolation_level=None)
-            meta = {key: json.loads(value) for key, value in self._db.execute("SELECT key, value FROM meta")}
+            self._db = sqlite3.connect(
+                uri, uri=True, check_same_thread=False, timeout=BUSY_SECONDS, isolation_level=None
+            )
         except sqlite3.Error as exc:
             raise AtlasError(f"{str(db)!r} is not a readable atlas ({exc}).") from exc
+        try:
+            meta = self._meta_rows()
+        except AtlasError:
+            self._db.close()
+            raise
         if not meta:
+            self._db.close()
             raise AtlasError(f"The atlas at {str(self.path)!r} has no model recorded yet.")
+        if meta["format"] != FORMAT:
+            self._db.close()
+            raise AtlasError(
+                f"The atlas at {str(self.path)!r} has format {meta['format']}; this engine reads {FORMAT}."
+            )
         self._meta = meta
+
+    def _meta_rows(self) -> dict[str, Any]:
+        return checks.meta(self._query("SELECT key, value FROM meta"), repr(str(self.path)))
 
     # -------------------------------------------------------------- identity
     @property
@@ -111,8 +140,7 @@ class Atlas:
     @property
     def collection(self) -> dict[str, Any]:
         """``kind``, ``source``, ``images`` and ``bad_images`` (None until a collection pass ends)."""
-        found = self._query("SELECT value FROM meta WHERE key = 'collection'")
-        recorded = json.loads(found[0][0])
+        recorded = self._meta_rows().get("collection", self._meta["collection"])
         return {key: recorded.get(key) for key in ("kind", "source", "images", "bad_images")}
 
     def matches(self, handle: ModelHandle) -> bool:
@@ -127,44 +155,104 @@ class Atlas:
             "SELECT layers.layer FROM layers WHERE EXISTS "
             "(SELECT 1 FROM units WHERE units.layer = layers.layer) ORDER BY layers.position"
         )
-        return [row[0] for row in rows]
+        return [row[0] for row in rows if checks.is_text(row[0], 400)]  # (a damaged row names no layer)
 
     def channels(self, layer: str) -> list[int]:
-        """Channels of ``layer`` built so far, ascending."""
-        return [row[0] for row in self._query("SELECT channel FROM units WHERE layer = ? ORDER BY channel", (layer,))]
+        """Channels of ``layer`` built so far, ascending (rows that name no channel are left out)."""
+        if not checks.is_text(layer, 400):
+            return []
+        rows = self._query("SELECT channel FROM units WHERE layer = ? ORDER BY channel", (layer,))
+        return [row[0] for row in rows if checks.is_int(row[0]) and row[0] >= 0]
 
     def planned(self, layer: str) -> int | None:
-        """How many channels a build of ``layer`` makes (None if no build asked for it)."""
+        """How many channels a build of ``layer`` makes (None if no build asked for it, or its row is damaged)."""
+        if not checks.is_text(layer, 400):
+            return None
         rows = self._query("SELECT channels FROM layers WHERE layer = ?", (layer,))
-        return int(rows[0][0]) if rows else None
+        return rows[0][0] if rows and checks.is_int(rows[0][0]) and rows[0][0] >= 0 else None
 
     def unit(self, layer: str, channel: int) -> Unit | None:
-        """The entry of ``layer``'s ``channel``, or None when it is not built (yet)."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                row = self._db.execute(
-                    "SELECT examples, stats FROM units WHERE layer = ? AND channel = ?", (layer, int(channel))
-                ).fetchone()
-                pictures = self._db.execute(
-                    "SELECT kind, position, png FROM pictures WHERE layer = ? AND channel = ? ORDER BY kind, position",
-                    (layer, int(channel)),
-                ).fetchall()
-            finally:
-                self._db.execute("COMMIT")
+        """The entry of ``layer``'s ``channel``, or None when it is not built (yet).
+
+        Every part is checked before it is returned (its examples and statistics, and each
+        picture's PNG header against the atlas's render size, before anything is decoded).
+
+        Raises:
+            AtlasUnitError: the entry is damaged (it names the unit; every other unit still reads).
+            AtlasError: the database cannot be read (locked by another program, damaged).
+        """
+        try:
+            channel = operator.index(channel)  # a numpy integer too, never a bool or a float
+        except TypeError:
+            return None
+        if not checks.is_text(layer, 400) or isinstance(channel, bool) or not 0 <= channel < 2**62:
+            return None
+        try:
+            with self._lock:
+                self._db.execute("BEGIN")
+                try:
+                    row = self._db.execute(
+                        "SELECT examples, stats FROM units WHERE layer = ? AND channel = ?", (layer, channel)
+                    ).fetchone()
+                    pictures = self._db.execute(
+                        "SELECT kind, position, png FROM pictures WHERE layer = ? AND channel = ? "
+                        "ORDER BY kind, position",
+                        (layer, channel),
+                    ).fetchall()
+                finally:
+                    self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise locked(exc, repr(str(self.path))) or AtlasUnitError(
+                layer, channel, f"its rows cannot be read ({exc})"
+            ) from None
         if row is None:
             return None
-        renders = tuple(bytes(png) for kind, _, png in pictures if kind == "render")
-        patches = [bytes(png) for kind, _, png in pictures if kind == "patch"]
+        try:
+            return self._unit(layer, channel, row, pictures)
+        except ValueError as exc:
+            raise AtlasUnitError(layer, channel, str(exc)) from None
+
+    def _unit(self, layer: str, channel: int, row: tuple, pictures: list[tuple]) -> Unit:
+        renders = [png for kind, _, png in pictures if kind == "render"]
+        patches = [png for kind, _, png in pictures if kind == "patch"]
+        for kind, found in (("render", renders), ("patch", patches)):
+            positions = [position for k, position, _ in pictures if k == kind]
+            if positions != list(range(len(found))):
+                raise ValueError(f"its {kind} pictures are not numbered 0, 1, 2...")
+        if len(pictures) != len(renders) + len(patches):
+            raise ValueError("it holds pictures of an unknown kind")
+        if not 1 <= len(renders) <= MAX_RENDERS:
+            raise ValueError("it has no render" if not renders else f"it has {len(renders)} renders")
+        size = self._meta["settings"]["size"]
+        for number, data in enumerate(renders, 1):
+            checks.check_png(data, f"render {number}", size=(size, size))
+        for number, data in enumerate(patches, 1):
+            checks.check_png(data, f"patch {number}")
+        items = checks.examples(row[0], len(patches))
+        stats = checks.stats(row[1])
+        where = (layer, channel)
         examples = [
-            Example(item["source"], float(item["activation"]), tuple(item["box"]), tuple(item["position"]), png)
-            for item, png in zip(json.loads(row[0]), patches)
+            Example(
+                item["source"],
+                float(item["activation"]),
+                tuple(item["box"]),
+                tuple(item["position"]),
+                bytes(png),
+                where,
+                number,
+            )
+            for number, (item, png) in enumerate(zip(items, patches), 1)
         ]
-        return Unit(layer, int(channel), json.loads(row[1]), examples, renders)
+        return Unit(layer, channel, stats, examples, tuple(bytes(png) for png in renders))
 
     def _query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
+        try:
+            with self._lock:
+                return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise locked(exc, repr(str(self.path))) or AtlasError(
+                f"The atlas at {str(self.path)!r} cannot be read ({exc})."
+            ) from None
 
     def close(self) -> None:
         with self._lock:

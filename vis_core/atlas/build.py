@@ -65,7 +65,9 @@ def atlas_path(handle: ModelHandle, root: str | os.PathLike | None = None) -> Pa
     return Path(atlases_dir() if root is None else root) / slug
 
 
-def _check(handle: ModelHandle, layers: Sequence[str], steps: int, size: int, top_k: int, renders: int) -> list[str]:
+def _check(
+    handle: ModelHandle, layers: Sequence[str], steps: int, size: int, top_k: int, renders: int, seed: int
+) -> list[str]:
     if isinstance(layers, str):
         layers = [layers]
     names = list(dict.fromkeys(layers))
@@ -74,7 +76,7 @@ def _check(handle: ModelHandle, layers: Sequence[str], steps: int, size: int, to
     for name in names:
         if not handle.layer(name).is_spatial:
             raise ParameterError(f"{name} has no spatial map; an atlas takes convolutional layers.")
-    check_caps(steps=steps, size=size)
+    check_caps(steps=steps, size=size, seed=seed)
     if not 1 <= int(top_k) <= MAX_TOP_K:
         raise ParameterError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}.")
     if not 1 <= int(renders) <= MAX_RENDERS:
@@ -107,7 +109,7 @@ def build_atlas(
             call resumes from there.
     """
     start = time.perf_counter()
-    names = _check(handle, layers, steps, size, top_k, renders)
+    names = _check(handle, layers, steps, size, top_k, renders, seed)
     if executor not in EXECUTORS:
         raise ParameterError(f"Unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}.")
     images_list = collections.resolve(images)
@@ -145,7 +147,7 @@ def build_atlas(
             finally:
                 runner.close()
         else:
-            bad = int(store.meta()["collection"].get("bad_images", 0))
+            bad = int(store.meta()["collection"].get("bad_images") or 0)
         report(skipped + built, total, "Done")
     return AtlasSummary(built, skipped, time.perf_counter() - start, executor, bad, tuple(names), Path(out))
 

@@ -65,17 +65,29 @@ def resolve(images: str | os.PathLike) -> Collection:
     folder = Path(text).expanduser()
     if not folder.is_dir():
         raise ParameterError(f"--images must be 'sample', 'imagenette' or a folder; {text!r} is not a folder.")
-    refs = []
+    refs, empty = [], 0
     for root, dirs, files in os.walk(folder, followlinks=False):
         dirs.sort()
         for name in sorted(files):
             if name.startswith("."):
                 continue
-            refs.append(str((Path(root) / name).resolve()))
+            path = Path(root) / name
+            try:
+                resolved = path.resolve()
+                empty += resolved.is_file() and resolved.stat().st_size == 0
+            except RuntimeError:  # Python 3.11: a link that leads back to itself
+                raise ParameterError(
+                    f"{str(path)!r} is a symbolic link that loops; remove it, or choose another folder."
+                ) from None
+            except OSError:  # gone, or unreadable: the loader counts it as a bad file
+                pass
+            refs.append(str(resolved))
             if len(refs) > MAX_FILES:
                 raise ParameterError(f"{text!r} holds more than {MAX_FILES:,} files; choose a smaller folder.")
     if not refs:
         raise ParameterError(f"The folder {text!r} holds no files.")
+    if empty == len(refs):
+        raise ParameterError(f"Every one of the {len(refs):,} files in {text!r} is empty; choose a folder of images.")
     return Collection("folder", str(folder.resolve()), tuple(refs))
 
 

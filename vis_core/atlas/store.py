@@ -33,16 +33,21 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ParameterError
+from ..errors import AtlasError
+from . import checks
 
 try:  # POSIX: one build per folder at a time
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-FORMAT = 1
+FORMAT = checks.FORMAT
 DATABASE = "atlas.sqlite"
 LOCK = "build.lock"
+#: Seconds SQLite waits for a database another program has locked before the atlas says so.
+BUSY_SECONDS = 1.5
+
+__all__ = ["AtlasError", "Store", "UnitEntry", "building", "database", "png_array", "png_bytes"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,11 +61,6 @@ CREATE TABLE IF NOT EXISTS pictures (
     layer TEXT NOT NULL, channel INTEGER NOT NULL, kind TEXT NOT NULL, position INTEGER NOT NULL, png BLOB NOT NULL,
     PRIMARY KEY (layer, channel, kind, position));
 """
-
-
-class AtlasError(ParameterError):
-    """An atlas folder cannot be used for this build or read: another model, other settings,
-    another image collection, a build already writing it, or no atlas there."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,19 @@ def png_bytes(picture: np.ndarray) -> bytes:
 
 
 def png_array(data: bytes) -> np.ndarray:
-    """A PNG blob as an ``(H, W, 3)`` float32 array in [0, 1]."""
-    with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    """A PNG blob as an ``(H, W, 3)`` float32 array in [0, 1] (raises ValueError for a damaged one;
+    readers check its header first: :func:`vis_core.atlas.checks.check_png`)."""
+    return checks.png_array(data)
+
+
+def locked(exc: sqlite3.Error, where: str) -> AtlasError | None:
+    """The error to raise for a database another program holds locked, else None."""
+    if "locked" in str(exc) or "busy" in str(exc):
+        return AtlasError(
+            f"The atlas at {where} is locked by another program (still after {BUSY_SECONDS:g} s); "
+            "try again once it is done."
+        )
+    return None
 
 
 class Store:
@@ -96,10 +106,21 @@ class Store:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.connection = sqlite3.connect(database(self.folder), timeout=30.0, isolation_level=None)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across a killed process
-        self.connection.executescript(_SCHEMA)
+        self.claimed = False  # whether this store recorded the folder's atlas (see claim)
+        path = checks.inside(self.folder, str(self.folder))
+        try:
+            self.connection = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise AtlasError(f"Cannot open the atlas database in {str(self.folder)!r} ({exc}).") from exc
+        try:
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across a killed process
+            self.connection.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self.connection.close()
+            raise locked(exc, str(self.folder)) or AtlasError(
+                f"{str(path)!r} is not a usable atlas database ({exc})."
+            ) from exc
 
     # ------------------------------------------------------------ transactions
     @contextmanager
@@ -117,16 +138,23 @@ class Store:
 
     # -------------------------------------------------------------------- meta
     def meta(self) -> dict[str, Any]:
-        return {key: json.loads(value) for key, value in self.connection.execute("SELECT key, value FROM meta")}
+        return checks.meta(self.connection.execute("SELECT key, value FROM meta").fetchall(), str(self.folder))
 
-    def claim(self, model: dict[str, str], settings: dict[str, Any], collection: dict[str, Any]) -> None:
-        """Record who builds this atlas, or refuse a build that does not match what is recorded."""
-        with self.transaction() as db:
-            found = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
-            if not found:
-                rows = {"format": FORMAT, "model": model, "settings": settings, "collection": collection}
-                db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
-                return
+    def claim(self, model: dict[str, str], settings: dict[str, Any], collection: dict[str, Any]) -> bool:
+        """Record who builds this atlas, or refuse a build that does not match what is recorded.
+        Returns True when this call recorded it (the folder held no atlas yet)."""
+        try:
+            with self.transaction() as db:
+                found = checks.meta(db.execute("SELECT key, value FROM meta").fetchall(), str(self.folder))
+                if not found:
+                    rows = {"format": FORMAT, "model": model, "settings": settings, "collection": collection}
+                    db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
+                    self.claimed = True
+                    return True
+        except sqlite3.Error as exc:
+            raise locked(exc, str(self.folder)) or AtlasError(
+                f"The atlas at {self.folder} cannot be read ({exc})."
+            ) from None
         where = str(self.folder)
         if found.get("format") != FORMAT:
             raise AtlasError(f"The atlas at {where} has format {found.get('format')}; this engine writes {FORMAT}.")
@@ -157,6 +185,17 @@ class Store:
                 f"{recorded['source']!r}, {recorded['files']} files); this build names {collection['kind']} "
                 f"{collection['source']!r} ({collection['files']} files). Use the same images, or another folder."
             )
+        return False
+
+    def has_units(self) -> bool:
+        return self.connection.execute("SELECT 1 FROM units LIMIT 1").fetchone() is not None
+
+    def forget(self) -> None:
+        """Undo a claim: every row of the folder's atlas goes (for a build that failed before its
+        first unit, so that it leaves nothing to refuse the next build with)."""
+        with self.transaction() as db:
+            for table in ("pictures", "units", "passes", "layers", "meta"):
+                db.execute(f"DELETE FROM {table}")  # the table names are constants
 
     def record_collection_counts(self, images: int, bad_images: int) -> None:
         with self.transaction() as db:
@@ -204,13 +243,23 @@ class Store:
 
 @contextmanager
 def building(folder: str | Path) -> Iterator[Store]:
-    """The store of ``folder`` (created if needed), locked for this build until the block ends."""
+    """The store of ``folder`` (created if needed), locked for this build until the block ends.
+
+    A block that fails (any error but :class:`~vis_core.optim.Stopped`, whose progress a later
+    build resumes) before its first unit, in a folder whose atlas it recorded itself, leaves the
+    folder as it was: the rows it wrote go, and so do the files and folders it created."""
     folder = Path(folder)
+    made = [path for path in (folder, *folder.parents) if not path.exists()]
+    ours = [folder / LOCK] + [folder / f"{DATABASE}{suffix}" for suffix in checks.DATABASE_FILES]
+    existed = {path for path in ours if path.exists() or path.is_symlink()}
+    if (folder / LOCK).is_symlink():
+        raise AtlasError(f"{LOCK} in the atlas folder {str(folder)!r} is a symbolic link; remove it first.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock = open(folder / LOCK, "a+b")  # noqa: SIM115 - held for the whole block
     except OSError as exc:
         raise AtlasError(f"Cannot write the atlas folder {str(folder)!r}: {exc.strerror or exc}.") from exc
+    undo = False
     try:
         if fcntl is not None:
             try:
@@ -222,7 +271,23 @@ def building(folder: str | Path) -> Iterator[Store]:
         store = Store(folder)
         try:
             yield store
+        except Exception as exc:
+            from ..optim import Stopped
+
+            if store.claimed and not isinstance(exc, Stopped) and not store.has_units():
+                store.forget()
+                undo = True
+            raise
         finally:
             store.close()
     finally:
         lock.close()  # releases the lock
+        if undo:
+            for path in ours:
+                if path not in existed:
+                    path.unlink(missing_ok=True)
+            for path in made:
+                try:
+                    path.rmdir()
+                except OSError:  # something else was put there meanwhile
+                    break

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .framework import CliError, command, load, non_negative, positive
+from .framework import CliError, command, load, positive, seed
 
 
 def _atlas_args(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def _atlas_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=positive, default=128)
     parser.add_argument("--top-k", type=positive, default=9)
     parser.add_argument("--renders", type=positive, default=1, help="feature visualisations per unit (diverse)")
-    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument(
         "--ray",
         nargs="?",
@@ -32,7 +32,9 @@ def _atlas_args(parser: argparse.ArgumentParser) -> None:
 
 class ProgressBar:
     """``[#####-----] 12/64 units  3.1/s  0:12 left  message`` on a stream: redrawn in place on a
-    terminal, else one line at most every ``every`` seconds (and the last one)."""
+    terminal, else one line at most every ``every`` seconds, the first after ``every`` seconds (and
+    the last one), so a build refused within seconds prints its one line of error and nothing else;
+    :meth:`clear` rubs out a terminal's bar before that line."""
 
     def __init__(self, stream: TextIO | None = None, width: int = 30, every: float = 2.0) -> None:
         self.stream, self.width, self.every = stream or sys.stderr, width, every
@@ -40,7 +42,8 @@ class ProgressBar:
         self.start = time.perf_counter()
         self.first: int | None = None
         self.first_at = self.start
-        self.printed = 0.0
+        self.printed = self.start
+        self.drawn = False
 
     def __call__(self, done: int, total: int, message: str) -> None:
         now = time.perf_counter()
@@ -54,11 +57,19 @@ class ProgressBar:
         rate = (done - self.first) / (now - self.first_at) if done > self.first and now > self.first_at else 0.0
         left = "0:00 left" if done >= total else f"{_clock((total - done) / rate)} left" if rate > 0 else "--:-- left"
         line = f"[{'#' * filled}{'-' * (self.width - filled)}] {done}/{total} units  {rate:.2f}/s  {left}  {message}"
+        self.drawn = not final
         if self.tty:
             self.stream.write("\r" + line[:160].ljust(160) + ("\n" if final else ""))
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+    def clear(self) -> None:
+        """Rub out a bar drawn in place (before an error's line)."""
+        if self.tty and self.drawn:
+            self.stream.write("\r" + " " * 160 + "\r")
+            self.stream.flush()
+            self.drawn = False
 
 
 def _clock(seconds: float) -> str:
@@ -76,20 +87,25 @@ def _atlas(args: argparse.Namespace) -> dict[str, Any]:
     handle = load(args)
     layers = args.layer or handle.spatial_blocks()
     out = args.out or atlas_path(handle)
-    summary = build_atlas(
-        handle,
-        layers=layers,
-        images=args.images,
-        out=out,
-        steps=args.steps,
-        size=args.size,
-        top_k=args.top_k,
-        renders=args.renders,
-        seed=args.seed,
-        executor="local" if args.ray is None else "ray",
-        address=args.ray or None,
-        progress=ProgressBar(),
-    )
+    bar = ProgressBar()
+    try:
+        summary = build_atlas(
+            handle,
+            layers=layers,
+            images=args.images,
+            out=out,
+            steps=args.steps,
+            size=args.size,
+            top_k=args.top_k,
+            renders=args.renders,
+            seed=args.seed,
+            executor="local" if args.ray is None else "ray",
+            address=args.ray or None,
+            progress=bar,
+        )
+    except BaseException:
+        bar.clear()  # the error is the one line left
+        raise
     if not args.json:
         print(
             f"wrote {summary.path} ({summary.units} units built, {summary.skipped} already there, "

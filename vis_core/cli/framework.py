@@ -63,7 +63,7 @@ def image_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def seeded_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--steps", type=positive, default=None)
 
 
@@ -85,13 +85,31 @@ def positive(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """A seed: 0 to :data:`vis_core.optim.MAX_SEED` (64 bits; a larger one overflowed inside torch)."""
+    from ..optim import MAX_SEED
+
+    value = non_negative(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED}, got {text[:40]}")
+    return value
+
+
 def channel_range(text: str) -> list[int]:
+    """``A-B``: channels A to B, at most :data:`vis_core.optim.MAX_BATCH` of them (checked before
+    the list is made: ``0-1000000000`` was a MemoryError)."""
+    from ..optim import MAX_BATCH
+
     try:
         first, last = (int(part) for part in text.split("-", 1))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a range like 0-15, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a range like 0-15, got {text[:40]!r}") from None
     if first < 0 or last < first:
-        raise argparse.ArgumentTypeError(f"expected a range like 0-15, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a range like 0-15, got {text[:40]!r}")
+    if last - first + 1 > MAX_BATCH:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_BATCH} channels at once (one batch), got {last - first + 1:,} in {text[:40]!r}"
+        )
     return list(range(first, last + 1))
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .framework import command, non_negative, positive
+from .framework import command, non_negative, positive, seed
 
 
 def _train_args(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=DATASETS, default="digits")
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="notebook")
     parser.add_argument("--epochs", type=positive, default=10)
-    parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--batch-size", type=positive, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--snapshot-every", type=non_negative, default=0, help="also snapshot every N steps")
