@@ -72,10 +72,6 @@ def test_the_entry_helper_names_the_damaged_unit_and_reads_the_others(with_damag
     assert atlases.entry(atlas, LAYER, 64) == (None, None) and atlases.entry(None, LAYER, 0) == (None, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs dashboard/views/atlas.py to read units through dashboard.data.atlases.entry (see the #24 report)",
-)
 def test_the_atlas_page_on_a_damaged_filter_warns_and_draws(with_damaged):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state[CHANNEL] = 0
@@ -83,3 +79,17 @@ def test_the_atlas_page_on_a_damaged_filter_warns_and_draws(with_damaged):
     at.run()
     assert not at.exception
     assert any("channel 0 is damaged" in shown(w.value) for w in at.warning)
+    assert "damaged" in captions(at)  # its tile says so; the others show their pictures
+    assert "not built yet" not in captions(at)
+
+
+@pytest.mark.parametrize("page", ["views/unit.py", "views/tour.py"])
+def test_one_filter_and_the_tour_on_a_damaged_filter_draw(with_damaged, page):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[CHANNEL] = 0
+    at.switch_page(page)
+    at.run()
+    assert not at.exception
+    if page == "views/unit.py":
+        assert any("channel 0 is damaged" in shown(w.value) for w in at.warning)
+        assert "its feature visualisation, from the atlas" not in captions(at)

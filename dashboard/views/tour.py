@@ -35,7 +35,7 @@ def draw(page_view: View, results) -> None:
     maps, prediction, picture = results
     plan = story.plan(handle, maps, prediction)
     atlas = atlases.find(handle)
-    atlas_unit = atlas.unit(*plan.unit) if atlas is not None else None
+    atlas_unit = atlases.entry(atlas, *plan.unit)[0]  # a damaged entry: the tour paints its own
     atlas_render = atlas_unit.render if atlas_unit is not None and atlas_unit.renders else None
     tasks = tuple(task for task in story.TASKS if not (task == story.RENDER and atlas_render is not None))
     scene = tour_steps.Scene(handle, entry, maps, prediction, picture, plan, atlas_render, tasks)

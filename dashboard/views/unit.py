@@ -44,7 +44,7 @@ def work(view: View):
     picture = cache.model_view(handle.key, entry.key, handle, entry.image)
     projected = cache.projection(handle.key, entry.key, layer, channel, "guided", "max", handle, entry.image)
     atlas = atlases.find(handle)
-    unit = atlas.unit(layer, channel) if atlas is not None else None
+    unit = atlases.entry(atlas, layer, channel)[0]
     patches = unit.examples if unit is not None and unit.examples else None
     if patches is None:
         patches = cache.sample_patches(handle.key, layer, channel, handle)
@@ -70,7 +70,9 @@ def draw(view: View, results) -> None:
     activation = maps.activations[layer][channel]
     signed = bool((maps.activations[layer] < 0).any())
     summary = maps.channel_summary(layer)
-    unit = atlas.unit(layer, channel) if atlas is not None else None
+    unit, damaged = atlases.entry(atlas, layer, channel)
+    if damaged:
+        st.warning(escape.markdown(damaged))
 
     where, pixels, looks = st.columns(3)
     with where:

@@ -44,11 +44,11 @@ def grid(view: View, page: Page, atlas, order: list[int], summary, order_by: str
     for row in range(0, len(shown), COLUMNS):
         for column, channel in zip(st.columns(COLUMNS), shown[row : row + COLUMNS]):
             with column:
-                tile = atlas.unit(layer, channel)
+                tile, damaged = atlases.entry(atlas, layer, channel)
                 if tile is not None:
                     st.image(tile.render, width="stretch", clamp=True, alt=f"what filter {channel} looks for")
                 else:
-                    st.caption("not built yet")
+                    st.caption("damaged" if damaged else "not built yet")
                 strength = "" if order_by is None else f" · {getattr(summary, order_by)[channel]:.2f}"
                 st.button(
                     f"{channel}{strength}",
@@ -63,15 +63,17 @@ def grid(view: View, page: Page, atlas, order: list[int], summary, order_by: str
 def unit(view: View, atlas, maps, picture, summary) -> None:
     """The chosen filter large, where it fires, its numbers and its photo patches."""
     layer, index, entry = view.get(state.ATLAS_LAYER), view.get(state.ATLAS_UNIT), view.image
-    found = atlas.unit(layer, index)
+    found, damaged = atlases.entry(atlas, layer, index)
     st.subheader(f"Filter {index} of {layer}")
+    if damaged:
+        st.warning(escape.markdown(damaged))
     layer_choice.unit_link(layer, index)
     left, middle, right = st.columns([1, 1, 1])
     with left:
         if found is not None:
             caption = "What it looks for: the picture that excites it most"
             st.image(found.render, caption=caption, width="stretch", alt=f"what filter {index} looks for, large")
-        else:
+        elif not damaged:
             st.info(f"Filter {index} is not in the atlas yet.")
     with middle:
         title = f"Where filter {index} fires on {escape.plotly(entry.label)}"
