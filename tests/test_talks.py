@@ -404,3 +404,37 @@ def test_a_rebuild_the_photo_slide_shows_its_strip_made_ahead(monkeypatch):
     assert not at.exception, at.exception
     captions = [picture.caption for element in at.main.image for picture in element.proto.imgs]
     assert [caption.split(":")[0] for caption in captions[1:]] == ["from features.2", "from features.7"]
+
+
+def heavy_talk(slides: int) -> talks.Talk:
+    """Rebuild slides of 600 steps from six layers: 3,600 passes each, under one request's cap."""
+    layers = "features.1,features.2,features.4,features.7,features.11,features.14"
+    params = {"model": "mobilenet_v2", "image": "coffee", "layer": "features.10", "filter": "0"}
+    return talks.Talk(
+        [talks.Slide("reconstruction", {**params, "steps": "600", "strip": layers}) for _ in range(slides)]
+    )
+
+
+def test_present_sums_its_slides_work_and_refuses_a_talk_over_its_budget(monkeypatch):
+    """#24: each slide under one request's cap, fifty of them far over what one Present may ask."""
+    from vis_core import costs
+
+    budget = talks.budget(heavy_talk(50))
+    assert budget.passes == (3600.0,) * 50 and budget.total == 180_000 and not budget.allowed
+    assert budget.heaviest() == [1, 2, 3]
+    assert talks.budget(heavy_talk(4)).allowed and talks.budget(heavy_talk(5)).total > costs.MAX_TALK_WORK
+    warmed: list = []
+    monkeypatch.setattr(talks, "warm_up", lambda *args, **kwargs: warmed.append(args))
+    at = start("views/talk.py", **{TALK: heavy_talk(50)})
+    assert not at.exception
+    assert at.button(key="talk_present").disabled
+    warning = " ".join(shown(w.value) for w in at.warning)
+    assert "180,000 passes" in warning and f"{costs.MAX_TALK_WORK:,}" in warning and "slides 1, 2, 3" in warning
+    assert warmed == [] and TALK_PRESENTING not in at.session_state  # nothing was computed
+
+
+def test_a_talk_within_its_budget_says_how_long_present_will_take():
+    at = start("views/talk.py", **{TALK: three_slides()})
+    assert not at.button(key="talk_present").disabled
+    caption = " ".join(shown(c.value) for c in at.caption)
+    assert "Present computes the 3 slides ahead: about" in caption and "passes of the network" in caption

@@ -31,6 +31,9 @@ from .models import ModelHandle
 #: Most work one request may ask for, in forward-and-backward passes at the model's input size
 #: (about three minutes of a 2-core CPU for MobileNetV2 at 224 px).
 MAX_WORK = 4096
+#: Most work presenting one talk may ask for (every slide is computed ahead, one request): four
+#: requests' worth, about twelve minutes of a 2-core CPU for MobileNetV2.
+MAX_TALK_WORK = 4 * MAX_WORK
 #: Images per timed batch when calibrating.
 _BATCH = 4
 

@@ -41,6 +41,7 @@ from dashboard.share import links, present, settings
 from dashboard.sidebar import image_source, model_choice
 from dashboard.sidebar.image_source import ImageEntry
 from dashboard.words import escape, heading
+from vis_core import costs
 
 FORMAT = "inside-a-cnn talk"
 VERSION = 1
@@ -321,6 +322,40 @@ def warm_up(talk: Talk, progress: Callable[[int, int, Slide], None] | None = Non
         if progress is not None:
             progress(number, len(talk.slides), slide)
         settings.warm(view_of(slide))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What presenting a talk computes ahead: each slide's passes of the network (``vis_core.costs``;
+    a slide past one request's cap is not computed, its page says what to reduce) and seconds."""
+
+    passes: tuple[float, ...]
+    seconds: float
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.passes))
+
+    @property
+    def allowed(self) -> bool:
+        return self.total <= costs.MAX_TALK_WORK
+
+    def heaviest(self, count: int = 3) -> list[int]:
+        """The slides (numbered from 1) that ask for the most work, heaviest first."""
+        order = sorted(range(len(self.passes)), key=lambda i: -self.passes[i])
+        return [i + 1 for i in order[:count] if self.passes[i] > 0]
+
+
+def budget(talk: Talk) -> Budget:
+    """The work Present asks for: the sum of its slides' (from each page's declared ``cost``)."""
+    passes, seconds = [], 0.0
+    for slide in talk.slides:
+        view = view_of(slide)
+        work = settings.cost(view)
+        work = work if work <= costs.MAX_WORK else 0.0  # refused, not computed: the slide says why
+        passes.append(work)
+        seconds += costs.seconds_for(view.handle, forward_backward=work)
+    return Budget(tuple(passes), seconds)
 
 
 def start(index: int = 0) -> None:

@@ -9,6 +9,8 @@ import streamlit as st
 from dashboard import shell, state
 from dashboard.share import links, talks
 from dashboard.words import escape, heading
+from dashboard.work import live
+from vis_core import costs
 
 shell.current()
 talk = talks.current()
@@ -93,6 +95,19 @@ for number, slide in enumerate(talk.slides, 1):
                 width="stretch",
             )
 
+cost = talks.budget(talk) if talk.slides else None
+if cost is not None and not cost.allowed:
+    heavy = ", ".join(str(number) for number in cost.heaviest())
+    st.warning(
+        f"Presenting computes every slide ahead: these slides ask for {cost.total:,.0f} passes of the network, more "
+        f"than the {costs.MAX_TALK_WORK:,} one talk may use here. Reduce the heaviest (slides {heavy}: their steps, "
+        "sizes or layers), or remove some."
+    )
+elif cost is not None:
+    st.caption(
+        f"Present computes the {len(talk.slides)} slides ahead: about {live.duration(cost.seconds)} on this machine "
+        f"({cost.total:,.0f} passes of the network)."
+    )
 save, present = st.columns(2)
 save.download_button(
     "Save the talk (JSON)",
@@ -103,7 +118,8 @@ save.download_button(
     icon=":material/download:",
     disabled=not talk.slides,
 )
-if present.button("Present", type="primary", key="talk_present", icon=":material/slideshow:", disabled=not talk.slides):
+allowed = cost is not None and cost.allowed
+if present.button("Present", type="primary", key="talk_present", icon=":material/slideshow:", disabled=not allowed):
     bar = st.progress(0.0, text="Computing every slide ahead…")
 
     def progress(done: int, total: int, slide: talks.Slide) -> None:
