@@ -178,3 +178,20 @@ def test_and_nothing_when_there_is_none(without_atlas):
     assert "from the atlas" not in captions(at) and images(at) == 0
     assert not at.error and not at.warning
     assert not any(without_atlas.iterdir())  # looking for an atlas writes nothing
+
+
+def test_a_build_over_what_one_click_may_start_is_refused_saying_what_to_reduce(without_atlas):
+    """#24: features.18's 1,280 filters at 2,048 steps and 448 px were 10,485,760 passes and Build
+    started them; now the page says what it asks for and what to reduce, and Build is off."""
+    from vis_core import costs
+
+    at = start(ATLAS, at_steps=2048, at_size=448, **{ATLAS_LAYER: "features.18"})
+    assert not at.exception
+    warning = " ".join(shown(w.value) for w in at.warning)
+    assert "10,485,760 passes" in warning and f"{costs.MAX_JOB_WORK:,}" in warning
+    assert "Reduce the steps or the picture size" in warning
+    assert "python -m vis_core atlas --layer features.18" in warning
+    assert at.button(key="at_build").disabled
+    at = start(ATLAS, **{ATLAS_LAYER: "features.10"})  # the page's defaults fit: the estimate, before Build
+    assert not at.button(key="at_build").disabled and not at.warning
+    assert any("About" in shown(c.value) and "passes of the network" in shown(c.value) for c in at.caption)

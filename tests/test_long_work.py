@@ -14,6 +14,7 @@ import pytest
 
 import vis_core
 from vis_core import models
+from vis_core.optim import Stopped
 
 PAUSED_JOBS = {
     "feature visualisation": lambda handle, image, on_step: vis_core.feature_visualization(
@@ -129,3 +130,48 @@ def test_long_work_makes_way_for_a_click(handle, monkeypatch):
     finally:
         leave.set()
         clicker.join(60)
+
+
+def test_a_job_nobody_watches_stops_within_one_batch(monkeypatch, tmp_path):
+    """#24: a build whose session lost its browser (the tab closed) stops after the batch it is on,
+    keeping what it finished; while the session is connected, the job runs on."""
+    from dashboard.work import jobs
+
+    monkeypatch.setattr(jobs, "ORPHAN_SECONDS", 0.3)
+    watching = threading.Event()
+    watching.set()
+    batches: list[int] = []
+
+    def work(job: jobs.Job) -> int:
+        while not job.should_stop():
+            batches.append(len(batches))
+            threading.Event().wait(0.05)  # one batch
+        return len(batches)
+
+    job = jobs.Job("features.10", work, alive=watching.is_set)
+    job.start()
+    assert not job.wait(0.8) and job.running  # watched: longer than the grace, still running
+    watching.clear()  # the tab is gone
+    assert job.wait(5.0) and job.orphaned and job.error is None
+    done = len(batches)
+    assert job.result == done and done >= 10
+
+    handle = vis_core.load_model()
+    gone = jobs.Job("build", lambda job: None, alive=lambda: False)  # a real build, nobody watching
+    monkeypatch.setattr(jobs, "ORPHAN_SECONDS", 0.0)
+    gone.should_stop()  # the first look notes when the browser went
+    with pytest.raises(Stopped):  # the engine's build stops at its next look, as for the Stop button
+        vis_core.build_atlas(
+            handle, layers=["features.1"], images="sample", out=tmp_path / "atlas", steps=4, size=32, top_k=2,
+            should_stop=gone.should_stop,
+        )  # fmt: skip
+    assert gone.orphaned
+
+
+def test_outside_a_server_a_job_has_no_session_to_watch():
+    from dashboard.work import jobs
+
+    assert jobs._session_alive() is None
+    job = jobs.Job("x", lambda job: job.should_stop())
+    job.start()
+    assert job.wait(5.0) and job.result is False

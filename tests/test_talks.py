@@ -422,14 +422,14 @@ def test_present_sums_its_slides_work_and_refuses_a_talk_over_its_budget(monkeyp
     budget = talks.budget(heavy_talk(50))
     assert budget.passes == (3600.0,) * 50 and budget.total == 180_000 and not budget.allowed
     assert budget.heaviest() == [1, 2, 3]
-    assert talks.budget(heavy_talk(4)).allowed and talks.budget(heavy_talk(5)).total > costs.MAX_TALK_WORK
+    assert talks.budget(heavy_talk(4)).allowed and talks.budget(heavy_talk(5)).total > costs.MAX_JOB_WORK
     warmed: list = []
     monkeypatch.setattr(talks, "warm_up", lambda *args, **kwargs: warmed.append(args))
     at = start("views/talk.py", **{TALK: heavy_talk(50)})
     assert not at.exception
     assert at.button(key="talk_present").disabled
     warning = " ".join(shown(w.value) for w in at.warning)
-    assert "180,000 passes" in warning and f"{costs.MAX_TALK_WORK:,}" in warning and "slides 1, 2, 3" in warning
+    assert "180,000 passes" in warning and f"{costs.MAX_JOB_WORK:,}" in warning and "slides 1, 2, 3" in warning
     assert warmed == [] and TALK_PRESENTING not in at.session_state  # nothing was computed
 
 

@@ -31,9 +31,10 @@ from .models import ModelHandle
 #: Most work one request may ask for, in forward-and-backward passes at the model's input size
 #: (about three minutes of a 2-core CPU for MobileNetV2 at 224 px).
 MAX_WORK = 4096
-#: Most work presenting one talk may ask for (every slide is computed ahead, one request): four
-#: requests' worth, about twelve minutes of a 2-core CPU for MobileNetV2.
-MAX_TALK_WORK = 4 * MAX_WORK
+#: Most work one job a viewer starts in one click may ask for (Present, which computes every slide
+#: ahead; an atlas build from the dashboard): four requests' worth, about twelve minutes of a
+#: 2-core CPU for MobileNetV2. The command line and the Python API have no such cap.
+MAX_JOB_WORK = 4 * MAX_WORK
 #: Images per timed batch when calibrating.
 _BATCH = 4
 

@@ -338,7 +338,7 @@ class Budget:
 
     @property
     def allowed(self) -> bool:
-        return self.total <= costs.MAX_TALK_WORK
+        return self.total <= costs.MAX_JOB_WORK
 
     def heaviest(self, count: int = 3) -> list[int]:
         """The slides (numbered from 1) that ask for the most work, heaviest first."""

@@ -100,7 +100,7 @@ if cost is not None and not cost.allowed:
     heavy = ", ".join(str(number) for number in cost.heaviest())
     st.warning(
         f"Presenting computes every slide ahead: these slides ask for {cost.total:,.0f} passes of the network, more "
-        f"than the {costs.MAX_TALK_WORK:,} one talk may use here. Reduce the heaviest (slides {heavy}: their steps, "
+        f"than the {costs.MAX_JOB_WORK:,} one talk may use here. Reduce the heaviest (slides {heavy}: their steps, "
         "sizes or layers), or remove some."
     )
 elif cost is not None:

@@ -6,23 +6,42 @@ asks nothing of the server, however many viewers leave it open). Clicking "start
 a job runs does nothing (the button is disabled and :meth:`Job.start` refuses), so impatient
 clicks never stack, and at most :data:`MAX_RUNNING` jobs run at once in the whole server (a
 2-core machine shared by every viewer). The stop button sets an event the work polls between
-steps.
+steps. Work nobody is watching stops the same way: a job belongs to the session that started it,
+and once that session has had no browser connected for :data:`ORPHAN_SECONDS` (the tab closed,
+a reload that opened a new session), :meth:`Job.should_stop` says stop, so the work ends after
+its current batch and frees its slot.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard.words import escape
 
 #: Jobs allowed to run at the same time across all sessions.
 MAX_RUNNING = 2
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
+#: Seconds without a browser connected to the job's session after which the job stops (a short
+#: network drop reconnects the same session well within it).
+ORPHAN_SECONDS = 15.0
+
+
+def _session_alive() -> Callable[[], bool] | None:
+    """Whether the session now running is still connected to a browser, asked from any thread
+    (None outside a Streamlit server: tests, the command line)."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return None
+    session, server = ctx.session_id, runtime.get_instance()
+    return lambda: server.is_active_session(session)
 
 
 class Busy(RuntimeError):
@@ -35,9 +54,12 @@ class Job:
     The work reports with :meth:`report` and polls :meth:`should_stop`.
     """
 
-    def __init__(self, name: str, work: Callable[[Job], Any]) -> None:
+    def __init__(self, name: str, work: Callable[[Job], Any], alive: Callable[[], bool] | None = None) -> None:
+        """``alive``: whether anyone still watches (default: the starting session has a browser)."""
         self.name = name
         self._work = work
+        self._alive = alive if alive is not None else _session_alive()
+        self._gone_since: float | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.fraction = 0.0
@@ -46,6 +68,8 @@ class Job:
         self.result: Any = None
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        #: Stopped because nobody was watching any more.
+        self.orphaned = False
 
     @property
     def running(self) -> bool:
@@ -72,6 +96,15 @@ class Job:
         self._stop.set()
 
     def should_stop(self) -> bool:
+        """Stop was pressed, or nobody has watched for :data:`ORPHAN_SECONDS` (then it is as if pressed)."""
+        if not self._stop.is_set() and self._alive is not None:
+            if self._alive():
+                self._gone_since = None
+            elif self._gone_since is None:
+                self._gone_since = time.monotonic()
+            elif time.monotonic() - self._gone_since >= ORPHAN_SECONDS:
+                self._stop.set()
+                self.orphaned = True
         return self._stop.is_set()
 
     def report(self, fraction: float, message: str, detail: Any = None) -> None:

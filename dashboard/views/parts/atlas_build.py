@@ -81,6 +81,25 @@ def _settings(view: View, page: Page, atlas) -> tuple[dict, str]:
     return dict(steps=view.get("at_steps"), size=view.get("at_size"), top_k=view.get("at_top_k")), "sample"
 
 
+def _allowed(handle: ModelHandle, layer: str, work: float, pictures: int, *, first: bool) -> bool:
+    """Say what the build will cost before it starts, or, past what one click may start here
+    (``costs.MAX_JOB_WORK``), what to reduce; returns whether it may start."""
+    if work > costs.MAX_JOB_WORK:
+        reduce = "the steps or the picture size above" if first else "nothing here: this model's atlas fixes them"
+        st.warning(
+            f"Building the {pictures} missing filters asks for {work:,.0f} passes of the network, more than the "
+            f"{costs.MAX_JOB_WORK:,} one build from this page may use. Reduce {reduce}, or build it from the command "
+            f"line, where there is no cap: `python -m vis_core atlas --layer {layer}`."
+        )
+        return False
+    st.caption(
+        f"About {live.duration(costs.seconds_for(handle, forward_backward=work))} on this machine "
+        f"({work:,.0f} passes of the network), in the background: browse other pages meanwhile; filters appear "
+        "here as they are finished, and a stopped build continues where it stopped."
+    )
+    return True
+
+
 def panel(view: View, page: Page, atlas, built: int) -> None:
     """What is missing, the settings, the estimate and Build (drawn while the layer is incomplete)."""
     handle, layer = view.handle, view.get(state.ATLAS_LAYER)
@@ -95,12 +114,8 @@ def panel(view: View, page: Page, atlas, built: int) -> None:
         build, images = _settings(view, page, atlas)
         pictures = (channels - built) * build.get("renders", 1)
         work = costs.work_of_images(handle, [(build["size"], build["size"])], build["steps"], pictures)
-        st.caption(
-            f"About {live.duration(costs.seconds_for(handle, forward_backward=work))} on this machine, in the "
-            "background: browse other pages meanwhile; filters appear here as they are finished, and a stopped "
-            "build continues where it stopped."
-        )
-        if st.button(f"Build the atlas of {layer}", type="primary", disabled=busy, key="at_build"):
+        allowed = _allowed(handle, layer, work, pictures, first=atlas is None)
+        if st.button(f"Build the atlas of {layer}", type="primary", disabled=busy or not allowed, key="at_build"):
             _start(handle, vis_core.atlas_path(handle), layer, build, images)
             st.rerun()
         if busy:
