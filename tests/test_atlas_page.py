@@ -126,7 +126,7 @@ def test_the_page_follows_the_sidebar_and_its_filter(with_atlas):
 def test_a_model_without_an_atlas_builds_one_from_the_page(without_atlas):
     at = start(ATLAS, at_steps=TINY["steps"], at_size=TINY["size"], at_top_k=2, **{ATLAS_LAYER: "features.1"})
     assert "features.1 has no atlas yet" in " ".join(m.value for m in at.markdown)
-    assert "on this machine, in the background" in captions(at)
+    assert "on this machine (" in captions(at) and "), in the background" in captions(at)
     next(b for b in at.button if b.label == "Build the atlas of features.1").click().run()
     assert not at.exception
     job = at.session_state[ATLAS_JOB]
@@ -195,3 +195,29 @@ def test_a_build_over_what_one_click_may_start_is_refused_saying_what_to_reduce(
     at = start(ATLAS, **{ATLAS_LAYER: "features.10"})  # the page's defaults fit: the estimate, before Build
     assert not at.button(key="at_build").disabled and not at.warning
     assert any("About" in shown(c.value) and "passes of the network" in shown(c.value) for c in at.caption)
+
+
+def test_the_disk_estimate_bounds_what_a_build_writes_and_the_budget_refuses_past_it(without_atlas, tmp_path):
+    """#24: every folder a viewer can make the server write has a per-item and a total budget,
+    checked against an estimate shown first. The estimate bounds a real build from above."""
+    from vis_core.atlas import budget
+    from vis_core.disk_budget import folder_bytes
+
+    handle = vis_core.load_model()
+    out = tmp_path / "atlas"
+    settings = dict(size=32, renders=1, top_k=3, images=len(vis_core.sample_names()))
+    ahead = budget.estimate(handle, "features.1", 16, out=out, **settings)
+    vis_core.build_atlas(handle, layers=["features.1"], images="sample", out=out, steps=2, size=32, top_k=3)
+    written = folder_bytes(out)
+    assert written <= ahead.bytes <= 4 * written, (written, ahead.bytes)
+
+    at = start(ATLAS, at_steps=4, at_size=32, **{ATLAS_LAYER: "features.1"})
+    caption = " ".join(shown(c.value) for c in at.caption)
+    assert "it writes under 1 MB" in caption and not at.button(key="at_build").disabled
+    budget.MAX_ATLASES_BYTES, before = 1000, budget.MAX_ATLASES_BYTES
+    try:
+        at = start(ATLAS, at_steps=4, at_size=32, **{ATLAS_LAYER: "features.1"})
+    finally:
+        budget.MAX_ATLASES_BYTES = before
+    warning = " ".join(shown(w.value) for w in at.warning)
+    assert "past the limit for all atlases" in warning and at.button(key="at_build").disabled

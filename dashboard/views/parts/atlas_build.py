@@ -16,6 +16,7 @@ from dashboard.views.declare import Page, View, widget
 from dashboard.words import escape
 from dashboard.work import jobs, live
 from vis_core import ModelHandle, costs
+from vis_core.atlas import budget
 from vis_core.optim import Stopped
 
 #: While a build runs, the grid is redrawn with the new filters at most this often (seconds).
@@ -81,9 +82,30 @@ def _settings(view: View, page: Page, atlas) -> tuple[dict, str]:
     return dict(steps=view.get("at_steps"), size=view.get("at_size"), top_k=view.get("at_top_k")), "sample"
 
 
-def _allowed(handle: ModelHandle, layer: str, work: float, pictures: int, *, first: bool) -> bool:
-    """Say what the build will cost before it starts, or, past what one click may start here
-    (``costs.MAX_JOB_WORK``), what to reduce; returns whether it may start."""
+def _disk(handle: ModelHandle, layer: str, units: int, build: dict, images: int) -> budget.AtlasEstimate | None:
+    """At most what the build writes (None: past the atlases' disk budget, and the reason shown)."""
+    found = budget.estimate(
+        handle,
+        layer,
+        units,
+        size=build["size"],
+        renders=build.get("renders", 1),
+        top_k=build["top_k"],
+        images=images,
+        out=vis_core.atlas_path(handle),
+    )
+    try:
+        budget.check(found)
+    except vis_core.VisCoreError as exc:
+        st.warning(escape.markdown(exc))
+        return None
+    return found
+
+
+def _allowed(handle: ModelHandle, layer: str, work: float, pictures: int, disk, *, first: bool) -> bool:
+    """Say what the build will cost (time and disk) before it starts, or, past what one click may
+    start here (``costs.MAX_JOB_WORK``, the atlases' disk budget), what to reduce; returns whether
+    it may start."""
     if work > costs.MAX_JOB_WORK:
         reduce = "the steps or the picture size above" if first else "nothing here: this model's atlas fixes them"
         st.warning(
@@ -92,9 +114,13 @@ def _allowed(handle: ModelHandle, layer: str, work: float, pictures: int, *, fir
             f"line, where there is no cap: `python -m vis_core atlas --layer {layer}`."
         )
         return False
+    if disk is None:  # past the disk budget: said above
+        return False
     st.caption(
         f"About {live.duration(costs.seconds_for(handle, forward_backward=work))} on this machine "
-        f"({work:,.0f} passes of the network), in the background: browse other pages meanwhile; filters appear "
+        f"({work:,.0f} pass{'' if round(work) == 1 else 'es'} of the network; it writes {disk.text}), in the "
+        "background: browse other pages "
+        "meanwhile; filters appear "
         "here as they are finished, and a stopped build continues where it stopped."
     )
     return True
@@ -114,7 +140,9 @@ def panel(view: View, page: Page, atlas, built: int) -> None:
         build, images = _settings(view, page, atlas)
         pictures = (channels - built) * build.get("renders", 1)
         work = costs.work_of_images(handle, [(build["size"], build["size"])], build["steps"], pictures)
-        allowed = _allowed(handle, layer, work, pictures, first=atlas is None)
+        photos_used = atlas.collection.get("images") if atlas is not None else len(vis_core.sample_names())
+        disk = _disk(handle, layer, channels - built, build, int(photos_used or 1))
+        allowed = _allowed(handle, layer, work, pictures, disk, first=atlas is None)
         if st.button(f"Build the atlas of {layer}", type="primary", disabled=busy or not allowed, key="at_build"):
             _start(handle, vis_core.atlas_path(handle), layer, build, images)
             st.rerun()
