@@ -20,6 +20,7 @@ from . import (
     bench_cold_start,
     bench_featuremaps,
     bench_featurevis,
+    bench_jobs,
     bench_load,
     bench_progressive,
     bench_training,
@@ -37,6 +38,7 @@ SUITES = {
     "progressive": bench_progressive.run,
     "browser": bench_browser.run,
     "atlas": bench_atlas.run,
+    "jobs": bench_jobs.run,
 }
 
 

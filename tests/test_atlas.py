@@ -116,6 +116,10 @@ def test_build_and_read(tiny, tmp_path):
 def test_renders_are_chunked_and_seeded_per_chunk():
     assert chunks(40) == [tuple(range(32)), tuple(range(32, 40))]
     assert chunks(10, renders=4) == [(0, 1, 2, 3, 4, 5, 6, 7), (8, 9)]
+    # #24: a batch never holds more pixels than 32 pictures at 224 (memory grows with the pixels)
+    assert chunks(40, size=128) == chunks(40) and chunks(40, size=16) == chunks(40)
+    assert chunks(20, size=448) == [tuple(range(8)), tuple(range(8, 16)), (16, 17, 18, 19)]
+    assert chunks(3, renders=8, size=448) == [(0,), (1,), (2,)]  # one unit's 8 renders at 448: 8 pictures
     assert chunk_seed(0, "2", 1) == chunk_seed(0, "2", 1) != chunk_seed(0, "2", 0) != chunk_seed(1, "2", 0)
 
 

@@ -27,12 +27,13 @@ from dashboard.views.parts import paintings
 from dashboard.words import heading, terms
 from dashboard.work import live
 from vis_core import costs
+from vis_core.atlas.renders import chunk_images
 from vis_core.featurevis import feature_visualization, render_work
 from vis_core.optim import MAX_SIZE
 
 MODES = ("one filter", "gallery of filters", "diverse images of one filter", "a class")
 SIZES = (64, 96, 128, 160, 224, 320, 448)
-#: Most filters a gallery paints at once.
+#: Most filters a gallery paints at once (fewer past 224 pixels: ``vis_core.atlas.renders.chunk_images``).
 GALLERY = 16
 
 
@@ -93,7 +94,8 @@ SETTINGS = (
         lambda context: (0, min(context.handle.layers[context.layer].channels - 1, 7)),
         "Filters",
         "slider",
-        f"The gallery's filters, first to last; it paints at most {GALLERY} of them, from the first.",
+        f"The gallery's filters, first to last; it paints at most {GALLERY} of them from the first (fewer for "
+        "pictures larger than 224 pixels).",
     ),
     Setting(
         "fv_class",
@@ -122,7 +124,8 @@ def painting_args(view: View) -> dict[str, Any]:
     )
     if mode == MODES[1]:
         first, last = get("fv_range")
-        return {**args, "channel": list(range(first, first + min(GALLERY, last - first + 1)))}
+        most = min(GALLERY, chunk_images(args["size"]))  # no more pixels at once than an atlas batch
+        return {**args, "channel": list(range(first, first + min(most, last - first + 1)))}
     if mode == MODES[2]:
         return {**args, "channel": view.channel, "diversity": int(get("fv_count"))}
     if mode == MODES[3]:
