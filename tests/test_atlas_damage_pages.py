@@ -93,3 +93,24 @@ def test_one_filter_and_the_tour_on_a_damaged_filter_draw(with_damaged, page):
     if page == "views/unit.py":
         assert any("channel 0 is damaged" in shown(w.value) for w in at.warning)
         assert "its feature visualisation, from the atlas" not in captions(at)
+
+
+def test_the_atlas_pages_notices_leave_out_the_servers_folders(tmp_path, monkeypatch):
+    """#24 (8): a damaged atlas folder is named to the viewer without the server's paths."""
+    from dashboard.data.atlases import public
+
+    assert public("Cannot open the atlas database in '/srv/my app/atlases/m' (boom).") == (
+        "Cannot open the atlas database in 'm' (boom)."
+    )
+    assert public("The atlas at /srv/app/atlases/m/atlas.sqlite is locked") == "The atlas at atlas.sqlite is locked"
+    assert public("disk I/O error on features.10 1/2") == "disk I/O error on features.10 1/2"  # not paths
+    monkeypatch.setenv("VIS_CORE_ATLASES", str(tmp_path))
+    folder = vis_core.atlas_path(vis_core.load_model())
+    folder.mkdir(parents=True)
+    (folder / "atlas.sqlite").write_bytes(b"this is not a database" * 100)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("views/atlas.py")
+    at.run()
+    assert not at.exception
+    notices = " ".join(shown(w.value) for w in at.warning)
+    assert "atlas" in notices and str(tmp_path) not in notices and "/" not in notices.replace("I/O", "")

@@ -17,6 +17,7 @@ folder that is a link out of the atlases folder is not opened.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -56,10 +57,26 @@ def lookup(handle: ModelHandle) -> tuple[vis_core.Atlas | None, str | None]:
     try:
         atlas = cache.atlas(str(path), modified, handle.key, handle)
     except vis_core.VisCoreError as exc:  # a build that has not written its first record, or a damaged folder
-        return None, str(exc)
+        return None, public(exc)
     if atlas is None:
         return None, "The atlas in this model's folder was built from other weights, so it is not shown."
     return atlas, None
+
+
+#: A quoted absolute path (it may hold spaces), then a bare one (a slash not inside a word: not "I/O").
+_QUOTED = re.compile(r"""(['"])((?:[A-Za-z]:\\|/)[^'"]*)\1""")
+_BARE = re.compile(r"""(?<![\w.])(?:[A-Za-z]:\\|/)(?:[^\s'"/\\]+[/\\])*[^\s'"/\\,;:)]*""")
+
+
+def public(message: object) -> str:
+    """An engine's message about an atlas, for viewers: the server's folders left out (a path
+    becomes the name of its last part: ``'/srv/app/atlases/m/atlas.sqlite'`` -> ``'atlas.sqlite'``)."""
+
+    def name(path: str) -> str:
+        return re.split(r"[/\\]", path.rstrip("/\\"))[-1] or "the folder"
+
+    text = _QUOTED.sub(lambda found: f"'{name(found[2])}'", str(message))
+    return _BARE.sub(lambda found: name(found[0]), text)
 
 
 def inside_atlases(path: Path) -> bool:
@@ -82,7 +99,7 @@ def entry(atlas: vis_core.Atlas | None, layer: str, channel: int) -> tuple[vis_c
             decoded = unit.renders, [example.patch for example in unit.examples]  # decoded here, where it is caught
             del decoded
     except vis_core.AtlasError as exc:
-        return None, str(exc)
+        return None, public(exc)
     return unit, None
 
 

@@ -61,7 +61,7 @@ def _ended(job: jobs.Job) -> tuple[str, str]:
     if isinstance(job.error, Stopped):
         return "warning", f"The build of {job.name} was stopped; the filters finished so far are kept."
     if job.error is not None:
-        return "error", f"Building the atlas of {job.name} failed: {job.error}"
+        return "error", f"Building the atlas of {job.name} failed: {atlases.public(job.error)}"
     done = job.result
     kept = f" ({done.skipped} were built before)" if done.skipped else ""
     return "success", f"The atlas of {job.name} is built: {done.units} filters in {live.duration(done.seconds)}{kept}."
