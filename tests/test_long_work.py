@@ -171,7 +171,7 @@ def test_a_job_nobody_watches_stops_within_one_batch(monkeypatch, tmp_path):
 def test_outside_a_server_a_job_has_no_session_to_watch():
     from dashboard.work import jobs
 
-    assert jobs._session_alive() is None
+    assert jobs.session_alive() is None
     job = jobs.Job("x", lambda job: job.should_stop())
     job.start()
     assert job.wait(5.0) and job.result is False

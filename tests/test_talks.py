@@ -280,8 +280,9 @@ def engine_calls(monkeypatch) -> list[str]:
 
 def test_presenting_a_warmed_talk_computes_nothing_and_moves_through_the_slides(monkeypatch):
     at = start("views/talk.py", **{TALK: three_slides()})
-    at.button(key="talk_present").click().run()  # computes every slide ahead, then shows the first
+    at.button(key="talk_present").click().run()  # computes the first slide, then shows it
     assert not at.exception, at.exception
+    assert talks.ahead(three_slides()).wait(300)  # the others were prepared in the background
     assert at.session_state[TALK_PRESENTING] is True and at.session_state[TALK_INDEX] == 0
     calls = engine_calls(monkeypatch)
     seen = []
@@ -424,7 +425,7 @@ def test_present_sums_its_slides_work_and_refuses_a_talk_over_its_budget(monkeyp
     assert budget.heaviest() == [1, 2, 3]
     assert talks.budget(heavy_talk(4)).allowed and talks.budget(heavy_talk(5)).total > costs.MAX_JOB_WORK
     warmed: list = []
-    monkeypatch.setattr(talks, "warm_up", lambda *args, **kwargs: warmed.append(args))
+    monkeypatch.setattr(settings, "warm", lambda *args, **kwargs: warmed.append(args))
     at = start("views/talk.py", **{TALK: heavy_talk(50)})
     assert not at.exception
     assert at.button(key="talk_present").disabled
@@ -437,4 +438,36 @@ def test_a_talk_within_its_budget_says_how_long_present_will_take():
     at = start("views/talk.py", **{TALK: three_slides()})
     assert not at.button(key="talk_present").disabled
     caption = " ".join(shown(c.value) for c in at.caption)
-    assert "Present computes the 3 slides ahead: about" in caption and "passes of the network" in caption
+    assert "Present shows the first slide once it is made and prepares the other 2 in the background" in caption
+    assert "about" in caption and "passes of the network" in caption
+
+
+def test_present_shows_the_first_slide_at_once_and_prepares_the_others_in_order(monkeypatch):
+    """#24/#25: Present waits for the first slide only; the others are made in the background, in
+    slide order, and a slide not ready yet says so (its page then makes it itself)."""
+    import threading
+
+    release, order = threading.Event(), []
+    warm = settings.warm
+
+    def slow_after_the_first(view, **kwargs):
+        order.append((view.page, threading.current_thread().name))
+        if view.page != "overview":
+            assert release.wait(120)
+        return warm(view, **kwargs)
+
+    monkeypatch.setattr(settings, "warm", slow_after_the_first)
+    at = start("views/talk.py", **{TALK: three_slides()})
+    at.button(key="talk_present").click().run()
+    assert not at.exception and at.session_state[TALK_PRESENTING] is True
+    assert at.title[0].value == "Photo and guesses"  # the first slide, while the others wait
+    found = talks.ahead(three_slides())
+    assert not found.done and found.ready == {0}
+    assert "Preparing the next slides in the background: 1 of 3 ready" in " ".join(shown(c.value) for c in at.caption)
+    at.button(key="talk_next").click().run()  # not ready yet: the page makes it, and says so
+    assert not at.exception
+    assert any("Slide 2 is still being prepared" in shown(i.value) for i in at.info)
+    release.set()
+    assert found.wait(300) and found.ready == {0, 1, 2}
+    assert [page for page, _ in order] == ["overview", "feature_maps", "activation_maps"]  # in slide order
+    assert order[0][1] != order[1][1] == order[2][1] == "talk-ahead"  # the first in the click, the rest behind

@@ -26,8 +26,10 @@ slide change under 300 ms.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +43,8 @@ from dashboard.share import links, present, settings
 from dashboard.sidebar import image_source, model_choice
 from dashboard.sidebar.image_source import ImageEntry
 from dashboard.words import escape, heading
+from dashboard.work import jobs
+from dashboard.work.shelf import Shelf
 from vis_core import costs
 
 FORMAT = "inside-a-cnn talk"
@@ -317,11 +321,92 @@ def view_of(slide: Slide) -> settings.View:
 
 
 def warm_up(talk: Talk, progress: Callable[[int, int, Slide], None] | None = None) -> None:
-    """Compute every slide's results ahead, into the caches its page reads."""
+    """Compute every slide's results ahead, into the caches its page reads, in slide order."""
     for number, slide in enumerate(talk.slides):
         if progress is not None:
             progress(number, len(talk.slides), slide)
         settings.warm(view_of(slide))
+
+
+@dataclass
+class Ahead:
+    """A talk's slides being prepared in the background, in slide order: which are ready, which
+    failed (why), and which is being made."""
+
+    key: str
+    views: list[settings.View]
+    ready: set[int] = field(default_factory=set)
+    errors: dict[int, str] = field(default_factory=dict)
+    working_on: int | None = None
+    alive: Callable[[], bool] | None = None
+    thread: Any = None
+
+    @property
+    def done(self) -> bool:
+        return len(self.ready) + len(self.errors) == len(self.views)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every slide is prepared (tests); True when they are."""
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.done
+
+
+#: Talks being prepared ahead (one per talk's content, shared by whoever presents it).
+_AHEAD: Shelf[Ahead] = Shelf(4)
+
+
+def _key(talk: Talk) -> str:
+    return hashlib.blake2b(talk.to_json().encode(), digest_size=12).hexdigest()
+
+
+def clear(timeout: float = 120.0) -> None:
+    """Stop the slides being prepared and forget which are (tests between runs; also at exit)."""
+    _AHEAD.clear(timeout)
+
+
+def ahead(talk: Talk) -> Ahead | None:
+    """The background preparation of ``talk``, if one was started."""
+    with _AHEAD.lock:
+        return _AHEAD.get(_key(talk))
+
+
+def prepare(talk: Talk, views: list[settings.View], ready: set[int]) -> Ahead:
+    """Prepare ``talk``'s slides (``views``, made in the script's thread) in the background, in
+    slide order, those in ``ready`` done already; the work stops once the presenting session has
+    had no browser for ``jobs.ORPHAN_SECONDS`` (the tab closed)."""
+    with _AHEAD.lock:
+        found = _AHEAD.get(_key(talk)) or _AHEAD.put(_key(talk), Ahead(_key(talk), views))
+        found.ready |= ready
+        found.alive = jobs.session_alive()
+        if not found.done and found.thread is None:
+            _AHEAD.start(found, _prepare, found, name="talk-ahead")
+    return found
+
+
+def _prepare(found: Ahead) -> None:
+    gone = None
+    try:
+        for index, view in enumerate(found.views):
+            if index in found.ready or index in found.errors:
+                continue
+            if _AHEAD.stopping():
+                return
+            if found.alive is not None and not found.alive():
+                gone = gone or time.monotonic()
+                if time.monotonic() - gone >= jobs.ORPHAN_SECONDS:
+                    return  # nobody presents it any more
+            found.working_on = index
+            try:
+                settings.warm(view)
+                found.ready.add(index)
+            except Exception as exc:  # noqa: BLE001 - the slide says why when shown; the others go on
+                found.errors[index] = f"{type(exc).__name__}: {exc}"
+    finally:
+        found.working_on = None
+        with _AHEAD.lock:
+            found.thread = None
 
 
 @dataclass(frozen=True)
@@ -443,6 +528,23 @@ def style(slot: Any) -> None:
         slot.html(PRESENTER_CSS + (TITLED_CSS if shown().title else "") + f'<span class="{STYLE_MARK}"></span>')
 
 
+def _preparing(talk: Talk, index: int) -> None:
+    """While later slides are prepared in the background: how far, and whether this one is ready
+    (if not, it is being made now and appears in a moment)."""
+    found = ahead(talk)
+    if found is None or found.done:
+        return
+    count = len(found.ready)
+    if index in found.ready:
+        st.caption(f"Preparing the next slides in the background: {count} of {len(found.views)} ready.")
+    else:
+        st.info(
+            f"Slide {index + 1} is still being prepared ({count} of {len(found.views)} slides ready); it appears "
+            "here in a moment.",
+            icon=":material/hourglass_top:",
+        )
+
+
 def present_bar() -> settings.View:
     """Presenter mode's controls and the slide's title and note, above the page; returns the
     slide's view, which the page draws.
@@ -486,6 +588,7 @@ def present_bar() -> settings.View:
             width="stretch",
         )
         leave.button("Exit", key="talk_exit", on_click=_exit, shortcut="Esc", width="stretch")
+        _preparing(talk, index)
         if slide.title:
             st.markdown(f"## {escape.markdown(slide.title)}")
         if slide.note:

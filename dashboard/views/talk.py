@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import shell, state
 from dashboard.share import links, talks
+from dashboard.share import settings as page_settings
 from dashboard.words import escape, heading
 from dashboard.work import live
 from vis_core import costs
@@ -105,7 +106,8 @@ if cost is not None and not cost.allowed:
     )
 elif cost is not None:
     st.caption(
-        f"Present computes the {len(talk.slides)} slides ahead: about {live.duration(cost.seconds)} on this machine "
+        f"Present shows the first slide once it is made and prepares the other {len(talk.slides) - 1} in the "
+        f"background, in order: about {live.duration(cost.seconds)} in all on this machine "
         f"({cost.total:,.0f} passes of the network)."
     )
 save, present = st.columns(2)
@@ -120,14 +122,11 @@ save.download_button(
 )
 allowed = cost is not None and cost.allowed
 if present.button("Present", type="primary", key="talk_present", icon=":material/slideshow:", disabled=not allowed):
-    bar = st.progress(0.0, text="Computing every slide ahead…")
-
-    def progress(done: int, total: int, slide: talks.Slide) -> None:
-        name = escape.markdown(slide.title or titles.get(slide.page, slide.page))
-        bar.progress(done / total, text=f"Computing slide {done + 1} of {total} ahead: {name}")
-
-    talks.warm_up(talk, progress)
-    bar.empty()
+    views = [talks.view_of(slide) for slide in talk.slides]
+    first = escape.markdown(talk.slides[0].title or titles.get(talk.slides[0].page, talk.slides[0].page))
+    with st.spinner(f"Preparing slide 1: {first}…"):
+        page_settings.warm(views[0])  # the first slide first; the others in the background, in order
+    talks.prepare(talk, views, ready={0})
     talks.start(0)
     st.rerun()
 

@@ -34,7 +34,7 @@ _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 ORPHAN_SECONDS = 15.0
 
 
-def _session_alive() -> Callable[[], bool] | None:
+def session_alive() -> Callable[[], bool] | None:
     """Whether the session now running is still connected to a browser, asked from any thread
     (None outside a Streamlit server: tests, the command line)."""
     ctx = get_script_run_ctx()
@@ -58,7 +58,7 @@ class Job:
         """``alive``: whether anyone still watches (default: the starting session has a browser)."""
         self.name = name
         self._work = work
-        self._alive = alive if alive is not None else _session_alive()
+        self._alive = alive if alive is not None else session_alive()
         self._gone_since: float | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()

@@ -8,6 +8,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard.share import talks
 from dashboard.work import refine, story
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -19,11 +20,13 @@ def clear_caches():
     """Empty Streamlit's caches around a test (they persist across AppTest instances in one process)."""
     st.cache_data.clear()
     st.cache_resource.clear()
+    talks.clear()  # which slides are ready says nothing once the caches are empty
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
     refine.clear()  # maps still sharpening in the background stop before the next test
     story.clear()  # and the tour's slow steps being prepared
+    talks.clear()  # and a talk's slides
 
 
 def start(page: str | None = None, **state) -> AppTest:
