@@ -18,9 +18,12 @@ import pytest
 import vis_core
 from dashboard import figures
 from dashboard.state import CHANNEL, FAITHFULNESS_ON, FILTERS_LAYER, LAYER, SELECTION, TOUR_STEP
+from dashboard.views import deep_dream, tour, unit
+from dashboard.views.declare import View
 from dashboard.work import story
 from tests.support import shown
 from tests.support.apptest import start
+from vis_core.dream import dream_size
 from vis_core.filters import filters
 
 pytestmark = pytest.mark.usefixtures("clear_caches")  # which also stops the tour's preparation
@@ -109,7 +112,8 @@ def test_every_step_draws_the_engines_numbers(handle, cat):
     assert np.allclose(heatmap(where), maps.activations["features.10"][27])
     assert [picture.caption for picture in images(at)] == ["What it looks for"]
     render = preparation.results[story.RENDER]
-    assert (render.layer, render.channels, render.image.shape) == ("features.10", (27,), (128, 128, 3))
+    side = unit.QUICK_SIZE  # One filter's quick painting ("Paint it"), the same picture
+    assert (render.layer, render.channels, render.image.shape) == ("features.10", (27,), (side, side, 3))
 
     # 5: Grad-CAM for the top class, the same map as the engine's
     next_step(at)
@@ -134,7 +138,9 @@ def test_every_step_draws_the_engines_numbers(handle, cat):
     next_step(at)
     assert at.title[0].value == "A dream"
     dream = preparation.results[story.DREAM]
-    assert dream.layer == "features.10" and dream.image.shape == (224, 224, 3)
+    width, height = dream_size(cat.size)  # the Deep dream page's dream of the photo, at the tour's settings
+    assert dream.layer == "features.10" and dream.image.shape == (height, width, 3)
+    assert (dream.octaves, dream.steps) == (tour.DREAM_VALUES["dd_octaves"], tour.DREAM_VALUES["dd_steps"])
     assert [picture.caption for picture in images(at)] == ["The photo", "The dream (3 scales × 5 steps)"]
     assert not at.error and not at.warning
 
@@ -159,10 +165,12 @@ def test_a_step_not_ready_says_so_and_draws_when_ready(monkeypatch):
     """The filter's picture is not ready: a progress line instead of it; once ready, the picture."""
     release = threading.Event()
 
-    def slow_render(handle, image, plan, progress, should_stop):
+    def slow_render(handle, image, recipe, progress, should_stop):
         progress(1, 4)
         release.wait(60)
-        return vis_core.feature_visualization(handle, layer=plan.unit[0], channel=plan.unit[1], steps=2, size=32)
+        return vis_core.feature_visualization(
+            handle, layer=recipe["layer"], channel=recipe["channel"], steps=2, size=32
+        )
 
     monkeypatch.setitem(story._RUNNERS, story.RENDER, slow_render)
     at = start(TOUR, **{TOUR_STEP: 3})
@@ -180,7 +188,8 @@ def test_a_step_not_ready_says_so_and_draws_when_ready(monkeypatch):
         (1, "Filters", {LAYER: "features.0", FILTERS_LAYER: "features.0.0"}),
         (2, "Feature maps", {LAYER: "features.10", CHANNEL: 27}),
         (3, "One filter", {LAYER: "features.10", CHANNEL: 27}),
-        (5, "Activation maps", {"am_method": "gradcam", FAITHFULNESS_ON: True}),
+        (5, "Activation maps", {"am_method": "gradcam", "am_compare": ["gradcam"], FAITHFULNESS_ON: True}),
+        (6, "Deep dream", {LAYER: "features.10", "dd_octaves": 3, "dd_steps": 5}),
     ],
 )
 def test_explore_opens_the_full_page_on_the_same_view(monkeypatch, step, page_title, expected):
@@ -199,6 +208,32 @@ def test_explore_opens_the_full_page_on_the_same_view(monkeypatch, step, page_ti
         assert selection.channel == expected[CHANNEL]
 
 
+def recipes(plan: story.Plan) -> story.Recipes:
+    """The tour's recipes for the sample Chelsea, as the Tour page derives them."""
+    from dashboard.sidebar.image_source import ImageEntry
+
+    handle = vis_core.load_model()
+    entry = ImageEntry("sample:chelsea", "chelsea", vis_core.sample_image(vis_core.sample_names()[0]))
+    view = View("tour", handle, entry, "features.10", 0, {TOUR_STEP: 0})
+    return tour.recipes(view, plan)
+
+
+def test_the_slow_pictures_are_what_the_full_pages_declare(handle, cat):
+    """#23: the tour's preparation comes from the pages' declarations, restating nothing."""
+    from dashboard.views.declare import resolve
+
+    maps, prediction = vis_core.feature_maps(handle, cat), vis_core.predict(handle, cat)
+    plan = story.plan(handle, maps, prediction)
+    made = recipes(plan)
+    assert made[story.RENDER] == unit.painting_args("features.10", 27)  # One filter's "Paint it"
+    assert made[story.TRUST]["methods"] == ("gradcam",) and made[story.TRUST]["target"] == 285
+    assert made[story.TRUST]["layer"] == "features.18"  # the page's CAM layer for this model
+    values, _ = resolve(deep_dream.PAGE, handle, None, "features.10", 0, tour.DREAM_VALUES)
+    dream = View("deep_dream", handle, None, "features.10", 0, values)
+    assert made[story.DREAM] == deep_dream.dream_args(dream)  # the Deep dream page's arguments
+    assert made[story.DREAM]["octaves"] == 3 and made[story.DREAM]["steps"] == 5
+
+
 def test_the_preparation_makes_the_slow_results_in_order(handle, cat):
     maps, prediction = vis_core.feature_maps(handle, cat), vis_core.predict(handle, cat)
     plan = story.plan(handle, maps, prediction)
@@ -208,20 +243,20 @@ def test_the_preparation_makes_the_slow_results_in_order(handle, cat):
     for task in story.TASKS:  # record the order, compute for real
         story._RUNNERS[task] = lambda *args, task=task: done.append(task) or runners[task](*args)
     try:
-        preparation = story.prepare(handle, "sample:chelsea", cat, plan, [story.DREAM, story.TRUST])
+        preparation = story.prepare(handle, "sample:chelsea", cat, plan, [story.DREAM, story.TRUST], recipes(plan))
         assert preparation.wait(story.TRUST, PREPARED) and preparation.wait(story.DREAM, PREPARED)
     finally:
         story._RUNNERS.update(runners)
     assert done == [story.TRUST, story.DREAM] and not preparation.errors  # the steps' order
     assert isinstance(preparation.results[story.TRUST], vis_core.FaithfulnessReport)
-    again = story.prepare(handle, "sample:chelsea", cat, plan, [story.DREAM])
+    again = story.prepare(handle, "sample:chelsea", cat, plan, [story.DREAM], recipes(plan))
     assert again is preparation and preparation.done and preparation.thread is None  # shared, nothing redone
 
 
 def test_the_preparation_stops_when_cleared_or_abandoned(monkeypatch, handle, cat):
     started, stopped = threading.Event(), threading.Event()
 
-    def endless(handle, image, plan, progress, should_stop):
+    def endless(handle, image, recipe, progress, should_stop):
         started.set()
         while not should_stop():
             started.wait(0.05)
@@ -230,14 +265,15 @@ def test_the_preparation_stops_when_cleared_or_abandoned(monkeypatch, handle, ca
 
     monkeypatch.setattr(story, "_RUNNERS", {task: endless for task in story.TASKS})
     plan = story.Plan(None, (), ("features.10", 0), 0, "features.18", "features.10")
-    preparation = story.prepare(handle, "a", cat, plan, list(story.TASKS))
+    none = {task: {} for task in story.TASKS}
+    preparation = story.prepare(handle, "a", cat, plan, list(story.TASKS), none)
     assert started.wait(30)
     story.clear()
     assert stopped.is_set() and preparation.thread is None and not story._SHELF._items
 
     monkeypatch.setattr(story, "WATCH_SECONDS", 0.3)  # nobody asks any more: it stops by itself
     started.clear(), stopped.clear()
-    preparation = story.prepare(handle, "b", cat, plan, [story.DREAM])
+    preparation = story.prepare(handle, "b", cat, plan, [story.DREAM], none)
     assert started.wait(30) and stopped.wait(30)
     thread = preparation.thread
     if thread is not None:
@@ -267,3 +303,23 @@ def test_the_plan_on_small_models(tiny):
     for layer, channel in plan.depth:
         assert tiny.layers[layer].is_spatial and 0 <= channel < tiny.layers[layer].channels
     assert plan.unit in plan.depth and plan.dream_layer == plan.unit[0]
+
+
+def test_explore_from_the_trust_step_shows_the_same_check_at_once(handle, cat):
+    """The tour's step 6 is Where it looked's own faithfulness check (shared): once the tour made
+    it, "Explore this" opens the page with those curves drawn, nothing computed again."""
+    from dashboard.work import refine
+
+    at = start(TOUR, **{TOUR_STEP: 5})
+    preparation = the_preparation()
+    assert preparation.wait(story.TRUST, PREPARED), preparation.errors
+    report = preparation.results[story.TRUST]
+    kept = dict(refine._SHELF._items)
+    at.button(key="tour_explore").click().run()
+    assert not at.exception and at.title[0].value == "Where it looked"
+    (check,) = [job for key, job in refine._SHELF._items.items() if key[0] == "faithfulness"]
+    assert check is next(job for key, job in kept.items() if key[0] == "faithfulness")  # the same work
+    assert check.done and check.latest is report
+    curves = next(spec for spec in specs(at) if "Deletion (to grey)" in json.dumps(spec))
+    plotted = [values(trace["y"]) for trace in curves["data"]]
+    assert any(np.allclose(line, report.curves[0].deletion) for line in plotted)

@@ -11,11 +11,17 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.data import atlases, cache
-from dashboard.views.declare import Number, Page, Setting, View, follow, show
-from dashboard.views.parts import tour_steps
+from dashboard.views import activation_maps, deep_dream, unit
+from dashboard.views.declare import Number, Page, Setting, View, follow, resolve, show
+from dashboard.views.parts import evidence, tour_steps
 from dashboard.work import story
 
 LAST = len(story.STEPS) - 1
+#: The full pages' settings at the tour's steps (beside the layer and filter): what "Explore this"
+#: opens, and what the slow pictures are made with (:func:`recipes`), from the pages' declarations.
+#: The dream is small (3 scales of 5 steps: seconds on a CPU); the check is Grad-CAM's alone.
+DREAM_VALUES = {"dd_octaves": 3, "dd_steps": 5}
+TRUST_VALUES = {"am_method": "gradcam", "am_compare": ["gradcam"], state.FAITHFULNESS_ON: True}
 SETTINGS = (Setting(state.TOUR_STEP, "step", Number(0, len(story.STEPS) - 1), 0),)  # counted from 0; Back/Next move it
 
 
@@ -38,7 +44,9 @@ def draw(page_view: View, results) -> None:
     atlas_unit = atlases.entry(atlas, *plan.unit)[0]  # a damaged entry: the tour paints its own
     atlas_render = atlas_unit.render if atlas_unit is not None and atlas_unit.renders else None
     tasks = tuple(task for task in story.TASKS if not (task == story.RENDER and atlas_render is not None))
-    scene = tour_steps.Scene(handle, entry, maps, prediction, picture, plan, atlas_render, tasks)
+    scene = tour_steps.Scene(
+        handle, entry, maps, prediction, picture, plan, atlas_render, tasks, recipes(page_view, plan)
+    )
     index = page_view.get(state.TOUR_STEP)
     step = story.STEPS[index]
     scene.preparation.look(step.task)
@@ -67,6 +75,32 @@ def draw(page_view: View, results) -> None:
         tour_steps.STEPS[step.name](scene)
 
 
+def _page_view(page: Page, view: View, layer: str, channel: int, values: dict) -> View:
+    """Page ``page`` at this photo, ``layer``, ``channel`` and ``values`` (every other setting at its start)."""
+    resolved, _ = resolve(page, view.handle, view.image, layer, channel, values)
+    return View(page.name, view.handle, view.image, layer, channel, resolved, ahead=True)
+
+
+def recipes(view: View, plan: story.Plan) -> story.Recipes:
+    """How the slow pictures are made, from the declarations of the pages that show them in full:
+    One filter's quick painting ("Paint it"), Where it looked's faithfulness check of Grad-CAM at
+    its layer and the photo's top class, and Deep dream's arguments at :data:`DREAM_VALUES`."""
+    layer, channel = plan.unit
+    trust = _page_view(activation_maps.PAGE, view, view.layer, view.channel, TRUST_VALUES)
+    methods, _ = evidence.methods(trust.get("am_compare"))
+    dream = _page_view(deep_dream.PAGE, view, plan.dream_layer, 0, DREAM_VALUES)
+    return {
+        story.RENDER: unit.painting_args(layer, channel),
+        story.TRUST: dict(
+            image_key=view.image.key,
+            methods=methods,
+            target=trust.get("am_target"),
+            layer=trust.get(state.ACTIVATION_LAYER),
+        ),
+        story.DREAM: deep_dream.dream_args(dream),
+    }
+
+
 def _move(by: int) -> None:
     """Back or Next: the step setting, one further (its button's callback)."""
     st.session_state[state.TOUR_STEP] = min(LAST, max(0, st.session_state.get(state.TOUR_STEP, 0) + by))
@@ -80,10 +114,12 @@ def _explore(step: story.Step, plan: story.Plan, handle) -> None:
         values = {state.FILTERS_LAYER: plan.first_conv}
     elif step.name in ("depth", "unit"):
         layer, channel = plan.unit
-    elif step.name in ("decision", "trust"):
-        values = {"am_method": "gradcam", state.FAITHFULNESS_ON: step.name == "trust"}
+    elif step.name == "decision":
+        values = {"am_method": "gradcam"}
+    elif step.name == "trust":
+        values = TRUST_VALUES
     elif step.name == "dream":
-        layer = plan.dream_layer
+        layer, values = plan.dream_layer, DREAM_VALUES
     follow(step.page.removeprefix("views/").removesuffix(".py"), values, layer=layer, channel=channel)
     st.switch_page(step.page)
 

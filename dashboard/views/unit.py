@@ -25,6 +25,12 @@ from vis_core.projection import crop, shared_focus
 QUICK_STEPS, QUICK_SIZE = cache.QUICK_STEPS, cache.QUICK_SIZE
 
 
+def painting_args(layer: str, channel: int) -> dict:
+    """The quick painting's arguments (``vis_core.feature_visualization``): "Paint it", a slide's
+    painting made ahead (``cache.quick_painting``) and the tour's step 4 paint the same picture."""
+    return dict(layer=layer, channel=channel, steps=QUICK_STEPS, size=QUICK_SIZE)
+
+
 def quick_painting_ahead(handle: ModelHandle, layer: str, channel: int) -> vis_core.FeatureVisualization | None:
     """The quick painting a presented slide shows (made once, then cached), or None past the work
     one request may use."""
@@ -135,12 +141,7 @@ def draw(view: View, results) -> None:
                         result = live.run(
                             "Painting",
                             lambda on_step: feature_visualization(
-                                handle,
-                                layer=layer,
-                                channel=channel,
-                                steps=QUICK_STEPS,
-                                size=QUICK_SIZE,
-                                on_step=on_step,
+                                handle, **painting_args(layer, channel), on_step=on_step
                             ),
                             key="un_paint",
                             preview_width=160,

@@ -7,7 +7,10 @@ each step shows (the blocks, the filters, the class); no Streamlit here.
 
 Three steps need work of several seconds: the chosen filter's feature visualisation (when the
 model's atlas has no picture of it), the deletion/insertion curves of Grad-CAM beside a random map,
-and a small deep dream. :func:`prepare` starts them in a background thread as soon as the tour
+and a small deep dream. What each is comes from the full page's declaration, as a slide's would
+(the Tour page passes them as :data:`Recipes`: One filter's quick painting, Where it looked's
+faithfulness check of Grad-CAM, Deep dream's arguments at the tour's settings), so "Explore this"
+opens the page that shows the same picture. :func:`prepare` starts them in a background thread as soon as the tour
 opens, shared by every viewer of the same model and photo (one :class:`Preparation` per model key
 and image key, the newest :data:`MAX_KEPT` kept), in the order of the steps, the step a viewer is
 looking at first. Nobody asking for :data:`WATCH_SECONDS` stops the work (the page asks on each
@@ -28,6 +31,7 @@ from PIL import Image
 
 import vis_core
 from dashboard.sidebar import layer_choice
+from dashboard.work import refine
 from dashboard.work.shelf import Shelf
 from vis_core import FeatureMaps, ModelHandle, Prediction
 from vis_core.filters import conv_layers
@@ -39,16 +43,9 @@ _LOG = logging.getLogger(__name__)
 #: Slow results, in the order of the steps that show them.
 RENDER, TRUST, DREAM = "render", "trust", "dream"
 TASKS = (RENDER, TRUST, DREAM)
-#: The feature visualisation of step 4 (when no atlas has one): small and quick, about 12 s on
-#: two quiet CPU cores for MobileNetV2 (128 steps took 40 s on a busy one; 96 look the same).
-RENDER_SIZE = 128
-RENDER_STEPS = 96
-#: Points along step 6's deletion and insertion curves: 12 halves the engine's default 24 (the
-#: pages' finer curves), and with it the passes (four maps, one of them Grad-CAM, three random).
-TRUST_STEPS = 12
-#: The dream of step 7, on the model's view of the photo: a few seconds on a CPU.
-DREAM_OCTAVES = 3
-DREAM_STEPS = 5
+#: What each slow result is, by task: the arguments of its engine call, from the page that shows
+#: it in full (``dashboard/views/tour.py`` derives them from the pages' declarations).
+Recipes = dict[str, dict]
 #: Seconds without anyone asking after which the preparation stops (it goes on when asked again).
 WATCH_SECONDS = 20.0
 #: Preparations kept (each holds a small render, a report and a 224-pixel dream: about 1.5 MB).
@@ -169,6 +166,7 @@ class Preparation:
     key: Key
     plan: Plan
     tasks: list[str]
+    recipes: Recipes = field(default_factory=dict)
     results: dict[str, object] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     working_on: str | None = None
@@ -213,12 +211,14 @@ class Preparation:
 _SHELF: Shelf[Preparation] = Shelf(MAX_KEPT)
 
 
-def prepare(handle: ModelHandle, image_key: str, image: Image.Image, tour: Plan, tasks: list[str]) -> Preparation:
-    """The shared preparation of this model and photo, with ``tasks`` added to it; its thread is
-    started when something is missing and nobody is working on it."""
+def prepare(
+    handle: ModelHandle, image_key: str, image: Image.Image, tour: Plan, tasks: list[str], recipes: Recipes
+) -> Preparation:
+    """The shared preparation of this model and photo, with ``tasks`` (made by ``recipes``) added
+    to it; its thread is started when something is missing and nobody is working on it."""
     key = (handle.key, image_key)
     with _SHELF.lock:
-        current = _SHELF.get(key) or _SHELF.put(key, Preparation(key, tour, []))
+        current = _SHELF.get(key) or _SHELF.put(key, Preparation(key, tour, [], dict(recipes)))
         current.tasks = [task for task in TASKS if task in current.tasks or task in tasks]
         current.seen = time.monotonic()
         if current.missing and current.thread is None:
@@ -243,7 +243,8 @@ def _work(preparation: Preparation, handle: ModelHandle, image: Image.Image) -> 
                 task = preparation.wanted if preparation.wanted in missing else missing[0]
                 preparation.working_on, preparation.fraction = task, 0.0
             try:
-                preparation.results[task] = _RUNNERS[task](handle, image, preparation.plan, progress, abandoned)
+                recipe = preparation.recipes[task]
+                preparation.results[task] = _RUNNERS[task](handle, image, recipe, progress, abandoned)
             except Stopped:
                 continue  # the loop sees why and ends
             except vis_core.VisCoreError as exc:
@@ -260,31 +261,30 @@ def _work(preparation: Preparation, handle: ModelHandle, image: Image.Image) -> 
 
 
 def _render(
-    handle: ModelHandle, image: Image.Image, tour: Plan, progress, should_stop
+    handle: ModelHandle, image: Image.Image, recipe: dict, progress, should_stop
 ) -> vis_core.FeatureVisualization:
-    layer, channel = tour.unit
-    size = min(RENDER_SIZE, max(handle.input_size))
-    return vis_core.feature_visualization(
-        handle, layer=layer, channel=channel, steps=RENDER_STEPS, size=size, on_step=progress, should_stop=should_stop
-    )
+    return vis_core.feature_visualization(handle, **recipe, on_step=progress, should_stop=should_stop)
 
 
-def _trust(handle: ModelHandle, image: Image.Image, tour: Plan, progress, should_stop) -> vis_core.FaithfulnessReport:
-    return vis_core.faithfulness(
-        handle, image, ["gradcam"], target=tour.top_class, layer=tour.cam_layer, steps=TRUST_STEPS
-    )
+def _trust(handle: ModelHandle, image: Image.Image, recipe: dict, progress, should_stop) -> vis_core.FaithfulnessReport:
+    """The page's own check (shared with Where it looked: the page then shows it at once), waited for."""
+    args = (recipe["image_key"], image, recipe["methods"], recipe["target"], recipe["layer"])
+    job = refine.faithfulness(handle, *args)
+    while not job.done:
+        if should_stop():
+            raise Stopped
+        if job.stopped:  # abandoned meanwhile by its other watchers: ask again
+            job = refine.faithfulness(handle, *args)
+        job.seen = time.monotonic()  # the tour is watching
+        progress(round(job.fraction * 100), 100)
+        time.sleep(0.2)
+    if job.error is not None:
+        raise job.error
+    return job.latest
 
 
-def _dream(handle: ModelHandle, image: Image.Image, tour: Plan, progress, should_stop) -> vis_core.Dream:
-    return vis_core.deep_dream(
-        handle,
-        handle.model_view(image),
-        layer=tour.dream_layer,
-        octaves=DREAM_OCTAVES,
-        steps=DREAM_STEPS,
-        on_step=progress,
-        should_stop=should_stop,
-    )
+def _dream(handle: ModelHandle, image: Image.Image, recipe: dict, progress, should_stop) -> vis_core.Dream:
+    return vis_core.deep_dream(handle, image, **recipe, on_step=progress, should_stop=should_stop)
 
 
 _RUNNERS: dict[str, Callable] = {RENDER: _render, TRUST: _trust, DREAM: _dream}

@@ -35,6 +35,7 @@ class Scene:
     plan: story.Plan
     atlas_render: Any
     tasks: tuple[str, ...]
+    recipes: story.Recipes
 
     @property
     def label(self) -> str:
@@ -43,7 +44,7 @@ class Scene:
     @property
     def preparation(self) -> story.Preparation:
         """The shared preparation (started again if it had stopped: someone is looking)."""
-        return story.prepare(self.handle, self.entry.key, self.entry.image, self.plan, list(self.tasks))
+        return story.prepare(self.handle, self.entry.key, self.entry.image, self.plan, list(self.tasks), self.recipes)
 
     def stage(self, layer: str) -> str:
         named = depths(self.handle.layers)
