@@ -12,45 +12,10 @@ from dashboard.views.declare import Choice, Context, Number, Page, Setting, View
 from dashboard.views.parts import atlas_build, atlas_grid
 from dashboard.words import escape, heading, terms
 from dashboard.work import jobs
-from vis_core.featuremaps import ChannelPages
 
-#: Tiles per page of the grid (whole rows of ``parts.atlas_grid.COLUMNS``).
-PAGE_SIZE = 32
-ORDERS = {"channel number": None, "mean activation on this photo": "mean", "peak activation on this photo": "max"}
+PAGE_SIZE, ORDERS = atlas_grid.PAGE_SIZE, atlas_grid.ORDERS
 #: The engine's default build settings (``vis_core.build_atlas``), offered before a model has an atlas.
 DEFAULTS = dict(steps=256, size=128, top_k=9)
-
-
-def _order(context: Context | View) -> list[int]:
-    """The layer's filters in the grid's order (by channel number, or strongest on the photo first)."""
-    handle, layer = context.handle, context.values.get(state.ATLAS_LAYER)
-    channels = handle.layers[layer].channels
-    by = ORDERS[context.values.get("at_order", "channel number")]
-    if by is None or context.image is None:
-        return list(range(channels))
-    maps = cache.feature_maps(handle.key, context.image.key, handle, context.image.image)
-    return list(maps.channel_summary(layer).strongest(channels, by=by))
-
-
-def _paging(context: Context) -> ChannelPages:
-    layer = context.values.get(state.ATLAS_LAYER)
-    return ChannelPages(context.handle.layers[layer].channels if layer in context.handle.layers else 1, PAGE_SIZE)
-
-
-def _grid_pages(context: Context) -> int:
-    return _paging(context).pages
-
-
-def _grid_page_start(context: Context) -> int:
-    """The page of the grid that holds the chosen filter (it moves with the filter unless chosen)."""
-    if context.values.get(state.ATLAS_LAYER) not in context.handle.layers:
-        return 1
-    return _paging(context).page_of(_order(context).index(context.values.get(state.ATLAS_UNIT, 0)))
-
-
-def _grid_page_label(context: Context) -> str:
-    paging = _paging(context)
-    return f"Page (of {paging.pages}, {paging.size} filters each)"
 
 
 def _layers(context: Context) -> list[str]:
@@ -93,38 +58,6 @@ def _unit_start(context: Context) -> int:
     return context.channel if context.channel <= _unit_max(context) else 0
 
 
-def _order(context: Context | View) -> list[int]:
-    """The layer's filters in the grid's order (by channel number, or strongest on the photo first)."""
-    handle, layer = context.handle, context.values.get(state.ATLAS_LAYER)
-    channels = handle.layers[layer].channels
-    by = ORDERS[context.values.get("at_order", "channel number")]
-    if by is None or context.image is None:
-        return list(range(channels))
-    maps = cache.feature_maps(handle.key, context.image.key, handle, context.image.image)
-    return list(maps.channel_summary(layer).strongest(channels, by=by))
-
-
-def _paging(context: Context) -> ChannelPages:
-    layer = context.values.get(state.ATLAS_LAYER)
-    return ChannelPages(context.handle.layers[layer].channels if layer in context.handle.layers else 1, PAGE_SIZE)
-
-
-def _grid_pages(context: Context) -> int:
-    return _paging(context).pages
-
-
-def _grid_page_start(context: Context) -> int:
-    """The page of the grid that holds the chosen filter (it moves with the filter unless chosen)."""
-    if context.values.get(state.ATLAS_LAYER) not in context.handle.layers:
-        return 1
-    return _paging(context).page_of(_order(context).index(context.values.get(state.ATLAS_UNIT, 0)))
-
-
-def _grid_page_label(context: Context) -> str:
-    paging = _paging(context)
-    return f"Page (of {paging.pages}, {paging.size} filters each)"
-
-
 SETTINGS = (
     Setting(
         state.ATLAS_LAYER,
@@ -153,7 +86,15 @@ SETTINGS = (
         "number",
         follows=True,
     ),
-    Setting("at_page", "grid_page", Number(1, _grid_pages), _grid_page_start, _grid_page_label, "number", follows=True),
+    Setting(
+        "at_page",
+        "grid_page",
+        Number(1, atlas_grid.pages),
+        atlas_grid.page_start,
+        atlas_grid.page_label,
+        "number",
+        follows=True,
+    ),
     Setting(
         "at_steps", "build_steps", Number(1, 2048), DEFAULTS["steps"], "Steps per picture", "number", terms.help("step")
     ),
@@ -212,7 +153,7 @@ def draw(view: View, results) -> None:
     if not built:
         st.stop()
     summary, order_by = maps.channel_summary(layer), ORDERS[view.get("at_order")]
-    atlas_grid.grid(view, PAGE, atlas, _order(view), summary, order_by, PAGE_SIZE)
+    atlas_grid.grid(view, PAGE, atlas, atlas_grid.order(view), summary, order_by, PAGE_SIZE)
     atlas_grid.unit(view, atlas, maps, picture, summary)
 
 

@@ -7,14 +7,54 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import figures, state
-from dashboard.data import atlases
+from dashboard.data import atlases, cache
 from dashboard.sidebar import layer_choice
-from dashboard.views.declare import Page, View, widget
+from dashboard.views.declare import Context, Page, View, widget
 from dashboard.views.parts.atlas_build import photos
 from dashboard.words import escape
 from vis_core.featuremaps import ChannelPages
 
 COLUMNS = 8
+#: Tiles per page of the grid (whole rows of :data:`COLUMNS`).
+PAGE_SIZE = 32
+#: The grid's orders: by channel number, or strongest on the sidebar's photo first.
+ORDERS = {"channel number": None, "mean activation on this photo": "mean", "peak activation on this photo": "max"}
+
+
+# ------------------------------------------ what the page's grid settings offer and where they start
+def order(context: Context | View) -> list[int]:
+    """The layer's filters in the grid's order (by channel number, or strongest on the photo first)."""
+    handle, layer = context.handle, context.values.get(state.ATLAS_LAYER)
+    channels = handle.layers[layer].channels
+    by = ORDERS[context.values.get("at_order", "channel number")]
+    if by is None or context.image is None:
+        return list(range(channels))
+    maps = cache.feature_maps(handle.key, context.image.key, handle, context.image.image)
+    return list(maps.channel_summary(layer).strongest(channels, by=by))
+
+
+def paging(context: Context) -> ChannelPages:
+    layer = context.values.get(state.ATLAS_LAYER)
+    return ChannelPages(context.handle.layers[layer].channels if layer in context.handle.layers else 1, PAGE_SIZE)
+
+
+def pages(context: Context) -> int:
+    return paging(context).pages
+
+
+def page_start(context: Context) -> int:
+    """The page of the grid that holds the chosen filter (it moves with the filter unless chosen)."""
+    if context.values.get(state.ATLAS_LAYER) not in context.handle.layers:
+        return 1
+    return paging(context).page_of(order(context).index(context.values.get(state.ATLAS_UNIT, 0)))
+
+
+def page_label(context: Context) -> str:
+    found = paging(context)
+    return f"Page (of {found.pages}, {found.size} filters each)"
+
+
+# ---------------------------------------------------------------------------- drawing
 
 
 def _choose(layer: str, channel: int) -> None:
