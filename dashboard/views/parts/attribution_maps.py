@@ -16,6 +16,7 @@ from dashboard import figures
 from dashboard.data import cache
 from dashboard.share import present
 from dashboard.views.declare import View
+from dashboard.views.parts import staged
 from dashboard.words import escape
 from dashboard.work import refine
 
@@ -28,12 +29,7 @@ def _latest(work: vis_core.Attribution | refine.Refinement | vis_core.VisCoreErr
         return None
     if not isinstance(work, refine.Refinement):
         return work
-    if not work.first.is_set():
-        with st.spinner(f"{METHODS[work.key[2]].label}: the first picture…"):
-            work.wait_first()
-    if work.error is not None:
-        st.warning(f"{METHODS[work.key[2]].label}: {escape.markdown(work.error)}")
-    return work.latest
+    return staged.latest(work, METHODS[work.key[2]].label, "the first picture")
 
 
 def _stage_caption(result: vis_core.Attribution, work) -> str:

@@ -5,14 +5,12 @@ background (``dashboard.work.refine``) while the page polls."""
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 import vis_core
 from dashboard import figures, state
 from dashboard.views.declare import Page, View, widget
-from dashboard.words import escape
+from dashboard.views.parts import staged
 from dashboard.work import refine
 from vis_core import metrics
 
@@ -55,19 +53,6 @@ def checks(view: View) -> tuple[refine.Refinement | None, refine.Refinement | No
     return faith, sanity
 
 
-def _latest(work: refine.Refinement | None, what: str):
-    """The latest stage of a staged check (waiting for its quick first version), or None."""
-    if work is None:
-        return None
-    work.seen = time.monotonic()  # someone is watching: keep refining
-    if not work.first.is_set():
-        with st.spinner(f"{what}: the quick first version…"):
-            work.wait_first()
-    if work.error is not None:
-        st.warning(f"{what}: {escape.markdown(work.error)}")
-    return work.latest
-
-
 def _stage_note(result, work: refine.Refinement, agreement: str) -> None:
     """Under a quick version: what it leaves out, how close it is, and how far the exact one is."""
     if result.exact:
@@ -77,7 +62,7 @@ def _stage_note(result, work: refine.Refinement, agreement: str) -> None:
 
 
 def _faithfulness(work: refine.Refinement | None, names: dict[str, str]) -> None:
-    report = _latest(work, "Faithfulness")
+    report = staged.latest(work, "Faithfulness")
     if report is None:
         return
     st.plotly_chart(figures.faithfulness_curves(report, names), width="stretch", key="am_faith_chart")
@@ -96,7 +81,7 @@ def _faithfulness(work: refine.Refinement | None, names: dict[str, str]) -> None
 
 
 def _sanity(work: refine.Refinement | None, names: dict[str, str]) -> None:
-    check = _latest(work, "Sanity check")
+    check = staged.latest(work, "Sanity check")
     if check is None:
         return
     st.plotly_chart(figures.sanity_chart(check, names), width="stretch", key="am_sanity_chart")
