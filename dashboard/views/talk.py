@@ -24,7 +24,8 @@ heading.show(
     "page's own settings) with a title and a note. Save the talk as a small file to bring it back later, and "
     "press **Present**: the sidebar goes, the type grows, and Next and Back (or the arrow keys) move through "
     "the slides. A slide is one screen, the page's main picture; **Whole page** (or W) shows the rest of the page "
-    "below it. Every slide is computed before the talk starts, so changing slides is quick.",
+    "below it. The first slide is made when you press Present and the others behind it, in order, while you "
+    "talk, so changing slides is quick.",
 )
 
 
